@@ -1,0 +1,258 @@
+"""The one exception tree of tor-async-couchdb.
+
+Every error this library raises on purpose derives from :class:`CouchError`::
+
+    CouchError
+    ├── TransportError            no usable HTTP answer arrived
+    │   ├── ConnectError          the connection could not be opened (refused, DNS, TLS)
+    │   ├── ConnectionLost        the connection broke while the request was under way
+    │   ├── Timeout               (also a builtin TimeoutError)
+    │   │   ├── ConnectTimeout
+    │   │   ├── ReadTimeout
+    │   │   └── PoolTimeout       no pooled connection became free in time
+    │   └── ProtocolError         the answer was not valid HTTP, or not the JSON it should be
+    ├── HTTPStatusError           the server answered with an error status
+    │   ├── BadRequest            400
+    │   ├── Unauthorized          401
+    │   ├── Forbidden             403
+    │   ├── NotFound              404
+    │   ├── MethodNotAllowed      405
+    │   ├── NotAcceptable         406
+    │   ├── Conflict              409 (also one document's conflict in a bulk answer)
+    │   ├── PreconditionFailed    412
+    │   ├── PayloadTooLarge       413
+    │   ├── UnsupportedMediaType  415
+    │   ├── TooManyRequests       429
+    │   └── ServerError           5xx
+    ├── InvalidInputError         rejected before any request (also a builtin ValueError)
+    │   ├── InvalidNameError      a database or document name CouchDB would reject
+    │   └── NotJSONError          a value that cannot be encoded as JSON
+    └── ClientClosedError         the client was used after ``aclose()``
+
+Transport errors and status errors are apart on purpose: the first say the request may or may not
+have reached the server, the second that the server decided. Every error carries the method and
+the *redacted* URL (no credentials, ever) of the request that failed, where there was one.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadRequest",
+    "ClientClosedError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "Conflict",
+    "CouchError",
+    "Forbidden",
+    "HTTPStatusError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "MethodNotAllowed",
+    "NotAcceptable",
+    "NotFound",
+    "NotJSONError",
+    "PayloadTooLarge",
+    "PoolTimeout",
+    "PreconditionFailed",
+    "ProtocolError",
+    "ReadTimeout",
+    "ServerError",
+    "Timeout",
+    "TooManyRequests",
+    "TransportError",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "status_error",
+]
+
+
+class CouchError(Exception):
+    """Root of every error raised by tor-async-couchdb.
+
+    ``method`` and ``url`` name the request that failed (``url`` never holds credentials);
+    both are ``None`` for errors raised before a request was made.
+    """
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        if self.method and self.url:
+            return f"{self.message} ({self.method} {self.url})"
+        return self.message
+
+
+class TransportError(CouchError):
+    """No usable HTTP answer arrived; the request may or may not have reached the server."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened: refused, unreachable, name not resolved, TLS failed."""
+
+
+class ConnectionLost(TransportError):
+    """The connection closed or was reset while the request or its answer was under way."""
+
+
+class Timeout(TransportError, TimeoutError):
+    """A time limit ran out. Also a builtin :class:`TimeoutError`."""
+
+
+class ConnectTimeout(Timeout):
+    """Opening the connection took longer than the connect timeout."""
+
+
+class ReadTimeout(Timeout):
+    """The answer (or the next part of a streamed answer) did not arrive in time."""
+
+
+class PoolTimeout(Timeout):
+    """Every pooled connection stayed busy for longer than the pool timeout."""
+
+
+class ProtocolError(TransportError):
+    """The answer was not valid HTTP/1.1, was truncated, or was not the JSON it had to be."""
+
+
+class HTTPStatusError(CouchError):
+    """The server answered with an error status.
+
+    ``error`` and ``reason`` are CouchDB's own fields from the answer body (``None`` if the body
+    had none); ``doc_id`` names the document concerned, where there is one.
+    """
+
+    status: int = 0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str | None = None,
+        url: str | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+        doc_id: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status = status
+        self.error = error
+        self.reason = reason
+        self.doc_id = doc_id
+
+    def __str__(self) -> str:
+        detail = f"{self.status} {self.error or ''}".rstrip()
+        if self.reason:
+            detail += f": {self.reason}"
+        where = f" {self.method} {self.url}" if self.method and self.url else ""
+        doc = f" [doc {self.doc_id!r}]" if self.doc_id is not None else ""
+        return f"{self.message} ({detail}){doc}{where}"
+
+
+class BadRequest(HTTPStatusError):
+    """400: the server found the request malformed."""
+
+
+class Unauthorized(HTTPStatusError):
+    """401: missing or wrong credentials."""
+
+
+class Forbidden(HTTPStatusError):
+    """403: the credentials are not allowed to do this."""
+
+
+class NotFound(HTTPStatusError):
+    """404: no such database, document, attachment or design document."""
+
+
+class MethodNotAllowed(HTTPStatusError):
+    """405: the resource does not support this method."""
+
+
+class NotAcceptable(HTTPStatusError):
+    """406: the server cannot answer in the requested form."""
+
+
+class Conflict(HTTPStatusError):
+    """409: the document was changed by someone else (its revision is not the latest)."""
+
+
+class PreconditionFailed(HTTPStatusError):
+    """412: for example the database to create already exists."""
+
+
+class PayloadTooLarge(HTTPStatusError):
+    """413: the document or request body is larger than the server accepts."""
+
+
+class UnsupportedMediaType(HTTPStatusError):
+    """415: the body's content type is not one the server accepts here."""
+
+
+class TooManyRequests(HTTPStatusError):
+    """429: the server asks the client to slow down (``retry_after`` in seconds, if given)."""
+
+    retry_after: float | None = None
+
+
+class ServerError(HTTPStatusError):
+    """5xx: the server failed."""
+
+
+class InvalidInputError(CouchError, ValueError):
+    """The input was rejected before any request was made. Also a builtin :class:`ValueError`."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A database, document or design-document name that CouchDB would reject."""
+
+
+class NotJSONError(InvalidInputError):
+    """A value that cannot be encoded as JSON (for example a set, bytes or NaN)."""
+
+
+class ClientClosedError(CouchError, RuntimeError):
+    """The client (or a handle of it) was used after :meth:`CouchDB.aclose`."""
+
+
+_BY_STATUS: dict[int, type[HTTPStatusError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    406: NotAcceptable,
+    409: Conflict,
+    412: PreconditionFailed,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+    429: TooManyRequests,
+}
+
+
+def status_error(
+    status: int,
+    *,
+    method: str | None = None,
+    url: str | None = None,
+    error: str | None = None,
+    reason: str | None = None,
+    doc_id: str | None = None,
+) -> HTTPStatusError:
+    """Build the :class:`HTTPStatusError` subclass that fits ``status``."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else HTTPStatusError
+    return cls(
+        f"CouchDB answered {status}",
+        status=status,
+        method=method,
+        url=url,
+        error=error,
+        reason=reason,
+        doc_id=doc_id,
+    )
