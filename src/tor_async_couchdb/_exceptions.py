@@ -26,8 +26,11 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   └── ServerError           5xx
     ├── InvalidInputError         rejected before any request (also a builtin ValueError)
     │   ├── InvalidNameError      a database or document name CouchDB would reject
-    │   └── NotJSONError          a value that cannot be encoded as JSON
-    └── ClientClosedError         the client was used after ``aclose()``
+    │   ├── NotJSONError          a value that cannot be encoded as JSON
+    │   ├── ModelValidationError  a model's values (or a stored document's) fail its field types
+    │   └── WrongTypeError        a document's ``type`` is missing, malformed, another model's or newer
+    ├── ClientClosedError         the client was used after ``aclose()``
+    └── ModelDefinitionError      a model class declared wrongly (also a builtin TypeError)
 
 Transport errors and status errors are apart on purpose: the first say the request may or may not
 have reached the server, the second that the server decided. Every error carries the method and
@@ -49,6 +52,8 @@ __all__ = [
     "InvalidInputError",
     "InvalidNameError",
     "MethodNotAllowed",
+    "ModelDefinitionError",
+    "ModelValidationError",
     "NotAcceptable",
     "NotFound",
     "NotJSONError",
@@ -63,6 +68,7 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "UnsupportedMediaType",
+    "WrongTypeError",
     "status_error",
 ]
 
@@ -256,3 +262,65 @@ def status_error(
         reason=reason,
         doc_id=doc_id,
     )
+
+
+class ModelValidationError(InvalidInputError):
+    """A model's values, or a stored document read as a model, do not fit the model's fields.
+
+    ``model`` names the model class, ``doc_id`` the document (``None`` before it has one) and
+    ``errors`` holds one ``(field path, message)`` pair per failing value, e.g.
+    ``("tags.2", "Input should be a valid string")``; ``fields`` lists the failing top-level
+    fields. The pydantic ``ValidationError``, where there was one, is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        doc_id: str | None = None,
+        errors: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.doc_id = doc_id
+        self.errors = errors
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The failing top-level field names, in order, without repeats."""
+        return tuple(dict.fromkeys(path.split(".", 1)[0] for path, _ in self.errors))
+
+
+class WrongTypeError(InvalidInputError):
+    """A document cannot be read as the model asked for.
+
+    Its ``type`` is missing or malformed, names another model, or is a newer version than the
+    model knows (a document is never downgraded). ``found`` is the ``type`` value as found (any
+    JSON value, ``None`` if missing), ``expected`` the type string the reader wanted (``None``
+    when any of several models would do) and ``doc_id`` the document's id.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        doc_id: str | None = None,
+        found: object = None,
+        expected: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.doc_id = doc_id
+        self.found = found
+        self.expected = expected
+
+
+class ModelDefinitionError(CouchError, TypeError):
+    """A model class (or a set of models) is declared wrongly; raised when the class is created.
+
+    ``model`` names the offending class. Also a builtin :class:`TypeError`.
+    """
+
+    def __init__(self, message: str, *, model: str) -> None:
+        super().__init__(message)
+        self.model = model
