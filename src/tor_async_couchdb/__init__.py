@@ -4,6 +4,9 @@ Everything public is importable from here; the modules behind it are private (``
 :mod:`tor_async_couchdb.devserver`, the embedded server for development and tests.
 """
 
+from ._client import ClientStats, CouchDB, InsecureTLSWarning, RequestRecord
+from ._config import BasicAuth, BearerAuth, RetryPolicy, SessionAuth
+from ._database import BulkResult, Database
 from ._exceptions import (
     BadRequest,
     ClientClosedError,
@@ -17,6 +20,8 @@ from ._exceptions import (
     InvalidInputError,
     InvalidNameError,
     MethodNotAllowed,
+    ModelDefinitionError,
+    ModelValidationError,
     NotAcceptable,
     NotFound,
     NotJSONError,
@@ -31,23 +36,56 @@ from ._exceptions import (
     TransportError,
     Unauthorized,
     UnsupportedMediaType,
+    WrongTypeError,
 )
+from ._ids import IdGenerator, check_doc_id, id_timestamp, new_id
+from ._model import (
+    FieldMarker,
+    Index,
+    Indexed,
+    Model,
+    ModelInfo,
+    ModelSet,
+    UpgradeStep,
+    format_type,
+    parse_type,
+    upgrade,
+)
+from ._transport import Limits, Timeouts
+from ._views import design_doc, design_docs, view_location
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BadRequest",
+    "BasicAuth",
+    "BearerAuth",
+    "BulkResult",
     "ClientClosedError",
+    "ClientStats",
     "Conflict",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
+    "CouchDB",
     "CouchError",
+    "Database",
+    "FieldMarker",
     "Forbidden",
     "HTTPStatusError",
+    "IdGenerator",
+    "Index",
+    "Indexed",
+    "InsecureTLSWarning",
     "InvalidInputError",
     "InvalidNameError",
+    "Limits",
     "MethodNotAllowed",
+    "Model",
+    "ModelDefinitionError",
+    "ModelInfo",
+    "ModelSet",
+    "ModelValidationError",
     "NotAcceptable",
     "NotFound",
     "NotJSONError",
@@ -56,11 +94,26 @@ __all__ = [
     "PreconditionFailed",
     "ProtocolError",
     "ReadTimeout",
+    "RequestRecord",
+    "RetryPolicy",
     "ServerError",
+    "SessionAuth",
     "Timeout",
+    "Timeouts",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
     "UnsupportedMediaType",
+    "UpgradeStep",
+    "WrongTypeError",
     "__version__",
+    "check_doc_id",
+    "design_doc",
+    "design_docs",
+    "format_type",
+    "id_timestamp",
+    "new_id",
+    "parse_type",
+    "upgrade",
+    "view_location",
 ]

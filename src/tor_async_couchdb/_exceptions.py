@@ -28,7 +28,7 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   ├── InvalidNameError      a database or document name CouchDB would reject
     │   ├── NotJSONError          a value that cannot be encoded as JSON
     │   ├── ModelValidationError  a model's values (or a stored document's) fail its field types
-    │   └── WrongTypeError        a document's ``type`` is missing, malformed, another model's or newer
+    │   └── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
     ├── ClientClosedError         the client was used after ``aclose()``
     └── ModelDefinitionError      a model class declared wrongly (also a builtin TypeError)
 
@@ -101,7 +101,13 @@ class ConnectError(TransportError):
 
 
 class ConnectionLost(TransportError):
-    """The connection closed or was reset while the request or its answer was under way."""
+    """The connection closed or was reset while the request or its answer was under way.
+
+    ``stale`` is True when a reused keep-alive connection broke before any byte of the answer
+    arrived: the server most likely closed it as idle, before reading the request.
+    """
+
+    stale: bool = False
 
 
 class Timeout(TransportError, TimeoutError):

@@ -1,0 +1,88 @@
+"""Small immutable configuration values handed to :class:`CouchDB`: auth and retry policy."""
+
+from __future__ import annotations
+
+import base64
+import random
+from dataclasses import dataclass, field
+
+__all__ = ["BasicAuth", "BearerAuth", "RetryPolicy", "SessionAuth"]
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuth:
+    """HTTP basic authentication on every request."""
+
+    user: str
+    password: str = field(repr=False)
+
+    def header(self) -> str:
+        """The ``Authorization`` header value."""
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAuth:
+    """Cookie-session authentication: log in at ``_session`` once, send the ``AuthSession``
+    cookie, take the renewed cookie the server sends, and log in again on expiry (a 401)."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BearerAuth:
+    """A bearer token (JWT) on every request, as CouchDB 3's ``jwt_authentication_handler``
+    accepts it."""
+
+    token: str = field(repr=False)
+
+    def header(self) -> str:
+        """The ``Authorization`` header value."""
+        return f"Bearer {self.token}"
+
+
+Auth = BasicAuth | SessionAuth | BearerAuth
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries of transient failures: capped exponential backoff with full jitter.
+
+    A failure is transient if the connection could not be opened, was refused or reset, or the
+    server answered one of ``statuses`` (by default 429, honouring ``Retry-After``, and 502,
+    503, 504). Only requests that are safe to repeat are retried after they may have reached the
+    server: reads, PUT and DELETE of a known id, and ``_bulk_docs`` whose documents carry ids.
+    A 409 is never retried here: that is a decision for the code that knows the document.
+    ``RetryPolicy.disabled()`` turns retries off.
+    """
+
+    max_retries: int = 3
+    backoff: float = 0.1
+    max_backoff: float = 5.0
+    max_retry_after: float = 30.0
+    statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError("backoff values must be 0 or more")
+
+    @classmethod
+    def disabled(cls) -> RetryPolicy:
+        """A policy that never retries."""
+        return cls(max_retries=0)
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based).
+
+        Full jitter (a uniform draw up to the capped exponential) spreads the retries of many
+        clients that failed at once; a server's ``Retry-After`` wins when it is longer.
+        """
+        ceiling = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
+        delay = random.uniform(0, ceiling)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_retry_after))
+        return delay
