@@ -1,3 +1,39 @@
-"""Shared fixtures: the CouchDB server(s) come from the library's own pytest plugin."""
+"""Shared fixtures: servers from the library's own pytest plugin, clients and databases here."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+import tor_async_couchdb as tac
+from tor_async_couchdb.testing import CouchServer
 
 pytest_plugins = ["tor_async_couchdb.testing"]
+
+_names = itertools.count()
+
+
+def unique_db_name(prefix: str = "test") -> str:
+    """A database name no other test (or test run against a shared server) uses."""
+    return f"{prefix}_{os.getpid()}_{next(_names)}"
+
+
+@pytest.fixture
+async def couch(couch_server: CouchServer) -> AsyncIterator[tac.CouchDB]:
+    """A client of the session's server, closed after the test."""
+    async with tac.CouchDB(couch_server.url, auth=couch_server.auth) as client:
+        yield client
+
+
+@pytest.fixture
+async def db(couch: tac.CouchDB) -> AsyncIterator[tac.Database]:
+    """A new, empty database, deleted after the test."""
+    database = couch.database(unique_db_name())
+    await database.create()
+    try:
+        yield database
+    finally:
+        await database.delete(missing_ok=True)

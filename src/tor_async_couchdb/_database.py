@@ -19,6 +19,7 @@ from ._exceptions import (
     TransportError,
     status_error,
 )
+from ._store import ModelMethods
 
 if TYPE_CHECKING:
     from ._client import CouchDB
@@ -102,7 +103,7 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
-class Database:
+class Database(ModelMethods):
     """A handle of one database on a :class:`CouchDB` server; made by ``couch.database(name)``.
 
     Making a handle does no I/O; :meth:`create` makes the database. Every method raises
