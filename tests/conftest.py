@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import tor_async_couchdb as tac
-from tor_async_couchdb.testing import CouchServer
+
+if TYPE_CHECKING:  # imported by pytest as a plugin; importing it first would skip its rewrite
+    from tor_async_couchdb.testing import CouchServer
 
 pytest_plugins = ["tor_async_couchdb.testing"]
 
