@@ -4,6 +4,8 @@ Everything public is importable from here; the modules behind it are private (``
 :mod:`tor_async_couchdb.devserver`, the embedded server for development and tests.
 """
 
+import logging
+
 from ._client import ClientStats, CouchDB, InsecureTLSWarning, RequestRecord
 from ._config import BasicAuth, BearerAuth, RetryPolicy, SessionAuth
 from ._database import BulkResult, Database
@@ -55,6 +57,9 @@ from ._transport import Limits, Timeouts
 from ._views import design_doc, design_docs, view_location
 
 __version__ = "0.1.0.dev0"
+
+# A library logs; the application decides where records go (nothing is printed by default).
+logging.getLogger("tor_async_couchdb").addHandler(logging.NullHandler())
 
 __all__ = [
     "BadRequest",
