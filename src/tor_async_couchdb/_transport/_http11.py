@@ -674,7 +674,11 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks -------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        key = name.decode("latin-1").lower()
+        key = _HEADER_NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+                _HEADER_NAMES[name] = key
         if key in self._headers:
             self._repeated_header(key, value.decode("latin-1"))
         else:
@@ -825,6 +829,12 @@ class _Connection(asyncio.Protocol):
     @property
     def headers(self) -> dict[str, str]:
         return self._headers
+
+
+# Servers send the same dozen header names again and again: decoding and lower-casing each one
+# per answer was the transport's largest own cost. A bounded cache of the names seen.
+_HEADER_NAMES: dict[bytes, str] = {}
+_HEADER_NAMES_MAX = 512
 
 
 def _keep_alive(version: str, headers: dict[str, str]) -> bool:

@@ -1,0 +1,1 @@
+"""The peer benchmark of issue 3: ``python -m bench``."""

@@ -1,0 +1,371 @@
+"""The peer benchmark (issue 3): client CPU per operation of four CouchDB clients.
+
+Run from the repository root: ``.venv/bin/python -m bench`` (``--help`` for options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import datetime
+import gc
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiocouch
+import aiohttp
+
+import tor_async_couchdb as tac
+from bench.clients import CLIENTS, DESIGN, VIEW, Client
+from tor_async_couchdb.devserver import DevServer
+
+N_DOCS = 1000
+BULK_SIZE = 1000
+# Iterations of each operation per client per round, at --scale 1.
+ITERATIONS = {
+    "get": 300,
+    "create": 150,
+    "update": 150,
+    "view_key": 200,
+    "view_range": 50,
+    "bulk_insert": 5,
+}
+LABELS = {
+    "get": "get (1 doc by id)",
+    "create": "create (PUT new id)",
+    "update": "update (GET + PUT)",
+    "view_key": "view by key (1 row, docs)",
+    "view_range": "view range (100 rows, docs)",
+    "bulk_insert": "bulk insert (1000 docs)",
+}
+FLOOR = "raw"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+NOTES = """## How each client is used
+
+- ours: `get_doc`, `put_doc`, `[row async for row in db.view(...)]` (the range with `limit=100,
+  page_size=101`, which asks the server for 101 rows: one extra row to know whether a next page
+  exists), `bulk_docs`.
+- aiocouch: `await db[id]`, `await db.create(id, data=...)` + `await doc.save()` (aiocouch sends
+  a HEAD before the PUT: two requests per create, part of its idiomatic cost),
+  `doc[...] = ...; await doc.save()`, `await db.view(d, v).get(key=<JSON>, include_docs=True)`
+  + `response.docs()`, `async with db.create_docs() as bulk: bulk.create(id, data=...)`.
+  pouchdb-server answers `text/plain` unless asked for JSON, which aiohttp's `.json()` refuses,
+  so `Accept: application/json` is added to aiocouch's session (CouchDB itself needs no such
+  change).
+- aiohttp: one `ClientSession` with the Authorization and Accept headers,
+  `json_serialize=orjson`, `json=` bodies and `.json(loads=orjson.loads)`.
+- raw: `bench/rawhttp.py`, one keep-alive connection, hand-built request bytes, orjson.
+"""
+
+
+def make_doc(doc_id: str, i: int) -> dict[str, Any]:
+    """A document of about 300 bytes as JSON."""
+    return {
+        "_id": doc_id,
+        "type": "bench",
+        "k": f"k{i:05d}",
+        "n": i,
+        "name": f"Document number {i}",
+        "active": i % 2 == 0,
+        "score": i * 1.5,
+        "tags": ["alpha", "beta", "gamma"],
+        "address": {"street": f"{i} Main Street", "city": "Springfield", "zip": f"{i:05d}"},
+        "text": "lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod tempor",
+    }
+
+
+@dataclass
+class Measure:
+    cpu_us: list[float] = field(default_factory=list)  # per op, one value per round
+    ops_s: list[float] = field(default_factory=list)
+
+
+def db_names(client: str) -> tuple[str, str, str]:
+    return (f"bench_{client}_docs", f"bench_{client}_view", f"bench_{client}_bulk")
+
+
+async def prepare(url: str, auth: tuple[str, str]) -> None:
+    """Same data in every client's databases; the view index built before any timing."""
+    async with tac.CouchDB(url, auth=auth) as couch:
+        for client in CLIENTS:
+            docs_db, view_db, bulk_db = (couch.database(name) for name in db_names(client.name))
+            for db in (docs_db, view_db, bulk_db):
+                await db.create(exists_ok=True)
+            seed = [make_doc(f"doc{i:05d}", i) for i in range(N_DOCS)]
+            for db in (docs_db, view_db):
+                results = await db.bulk_docs(seed)
+                assert all(result.ok for result in results)
+            await view_db.put_doc(
+                {
+                    "_id": f"_design/{DESIGN}",
+                    "views": {VIEW: {"map": "function (doc) { if (doc.k) emit(doc.k, null); }"}},
+                }
+            )
+            rows = [row async for row in view_db.view(DESIGN, VIEW, limit=1)]
+            assert rows, "the view is empty"
+
+
+class Workload:
+    """The operations, each as ``n`` sequential calls; ids differ by client and round."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.created = 0
+        self.bulked = 0
+        self.cursor = 0
+
+    def _next(self) -> int:
+        self.cursor = (self.cursor + 7919) % N_DOCS  # a prime step: every doc, shuffled
+        return self.cursor
+
+    async def get(self, n: int) -> None:
+        for _ in range(n):
+            await self.client.get(f"doc{self._next():05d}")
+
+    async def create(self, n: int) -> None:
+        for _ in range(n):
+            self.created += 1
+            await self.client.create(make_doc(f"new{self.created:07d}", self.created))
+
+    async def update(self, n: int) -> None:
+        for i in range(n):
+            await self.client.update(f"doc{self._next():05d}", i)
+
+    async def view_key(self, n: int) -> None:
+        for _ in range(n):
+            rows = await self.client.view_key(f"k{self._next():05d}")
+            assert len(rows) == 1
+
+    async def view_range(self, n: int) -> None:
+        for _ in range(n):
+            start = self._next() % (N_DOCS - 100)
+            rows = await self.client.view_range(f"k{start:05d}", f"k{start + 99:05d}")
+            assert len(rows) == 100
+
+    async def bulk_insert(self, n: int) -> None:
+        for _ in range(n):
+            self.bulked += 1
+            docs = [make_doc(f"b{self.bulked:04d}-{i:04d}", i) for i in range(BULK_SIZE)]
+            saved = await self.client.bulk(docs)
+            assert saved == BULK_SIZE
+
+    def operation(self, name: str) -> Callable[[int], Awaitable[None]]:
+        method: Callable[[int], Awaitable[None]] = getattr(self, name)
+        return method
+
+
+async def run_rounds(
+    url: str, auth: tuple[str, str], rounds: int, scale: float
+) -> tuple[dict[str, dict[str, Measure]], dict[str, int]]:
+    loop = asyncio.get_running_loop()
+    sockets: dict[str, int] = {client.name: 0 for client in CLIENTS}
+    current = [""]
+    original = loop.create_connection
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        sockets[current[0]] += 1
+        return await original(*args, **kwargs)
+
+    loop.create_connection = counting  # type: ignore[method-assign]
+    clients = [cls(url, auth, db_names(cls.name)) for cls in CLIENTS]
+    workloads = {}
+    for client in clients:
+        current[0] = client.name
+        await client.start()
+        workload = Workload(client)
+        for name in ITERATIONS:  # warm-up: code paths, connections, correctness asserts
+            await workload.operation(name)(1 if name == "bulk_insert" else 10)
+        workloads[client.name] = workload
+    results = {name: {c.name: Measure() for c in clients} for name in ITERATIONS}
+    for round_no in range(rounds):
+        order = clients[round_no % len(clients) :] + clients[: round_no % len(clients)]
+        for name, base in ITERATIONS.items():
+            n = max(1, round(base * scale))
+            for client in order:
+                current[0] = client.name
+                call = workloads[client.name].operation(name)
+                gc.collect()
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                await call(n)
+                cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+                results[name][client.name].cpu_us.append(cpu / n * 1e6)
+                results[name][client.name].ops_s.append(n / wall)
+        print(f"round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
+    for client in clients:
+        await client.aclose()
+    loop.create_connection = original  # type: ignore[method-assign]
+    return results, sockets
+
+
+async def profile_ours(url: str, auth: tuple[str, str], gets: int, creates: int, bulks: int) -> str:
+    """cProfile (CPU-time timer) of our client alone: gets, creates, then bulk inserts."""
+    out = []
+    async with tac.CouchDB(url, auth=auth) as couch:
+        docs = couch.database(db_names("ours")[0])
+        bulk = couch.database(db_names("ours")[2])
+        await docs.get_doc("doc00000")
+        for label, count in (
+            ("get", gets),
+            ("create (PUT new id)", creates),
+            ("bulk insert (1000 docs)", bulks),
+        ):
+            profiler = cProfile.Profile(time.process_time)
+            if label == "get":
+                profiler.enable()
+                for i in range(count):
+                    await docs.get_doc(f"doc{i % N_DOCS:05d}")
+                profiler.disable()
+            elif label.startswith("create"):
+                new = [make_doc(f"prof{i:06d}", i) for i in range(count)]
+                profiler.enable()
+                for doc in new:
+                    await docs.put_doc(doc)
+                profiler.disable()
+            else:
+                payloads = [
+                    [make_doc(f"p{j:03d}-{i:04d}", i) for i in range(BULK_SIZE)]
+                    for j in range(count)
+                ]
+                profiler.enable()
+                for payload in payloads:
+                    await bulk.bulk_docs(payload)
+                profiler.disable()
+            out.append(_profile_table(profiler, label, count))
+    return "\n".join(out)
+
+
+def _profile_table(profiler: cProfile.Profile, label: str, count: int) -> str:
+    stats = pstats.Stats(profiler)
+    entries: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = sum(tottime for _, _, tottime, _, _ in entries.values())
+    lines = [
+        f"### {label}: {count} ops, profiled total {total / count * 1e6:.0f} µs/op "
+        "CPU (cProfile inflates; compare shares, not absolutes)",
+        "",
+        "| function (our code) | calls/op | own µs/op | cumulative µs/op | own % |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    ours = [
+        (key, value)
+        for key, value in entries.items()
+        if "tor_async_couchdb" in key[0] and "devserver" not in key[0]
+    ]
+    ours.sort(key=lambda item: item[1][2], reverse=True)
+    for (filename, line, func), (_, ncalls, tottime, cumtime, _) in ours[:12]:
+        where = filename.split("tor_async_couchdb/")[-1]
+        lines.append(
+            f"| `{where}:{line} {func}` | {ncalls / count:.1f} | {tottime / count * 1e6:.1f} | "
+            f"{cumtime / count * 1e6:.1f} | {tottime / total * 100:.1f} |"
+        )
+    own = sum(value[2] for _, value in ours)
+    lines += ["", f"Our code's own time: {own / total * 100:.1f}% of the profiled total.", ""]
+    others = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)[:8]
+    lines += ["Top functions overall (own time):", ""]
+    for (filename, line, func), (_, ncalls, tottime, _, _) in others:
+        where = filename.split("site-packages/")[-1].split("tor_async_couchdb/")[-1]
+        lines.append(
+            f"- `{where}:{line} {func}`: {ncalls / count:.1f} calls/op, "
+            f"{tottime / count * 1e6:.1f} µs/op ({tottime / total * 100:.1f}%)"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render(
+    results: dict[str, dict[str, Measure]],
+    sockets: dict[str, int],
+    rounds: int,
+    scale: float,
+    command: str,
+) -> tuple[str, list[str]]:
+    names = [cls.name for cls in CLIENTS]
+    lines = [
+        "| operation | client | CPU µs/op (median) | min-max over rounds | x floor | ops/s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    verdicts = []
+    for op, by_client in results.items():
+        medians = {c: statistics.median(by_client[c].cpu_us) for c in names}
+        floor = medians[FLOOR]
+        for c in names:
+            m = by_client[c]
+            lines.append(
+                f"| {LABELS[op]} | {c} | {medians[c]:.0f} | "
+                f"{min(m.cpu_us):.0f}-{max(m.cpu_us):.0f} | {medians[c] / floor:.2f} | "
+                f"{statistics.median(m.ops_s):.0f} |"
+            )
+        ok_peers = medians["ours"] < min(medians["aiocouch"], medians["aiohttp"])
+        ok_floor = medians["ours"] <= 2.0 * floor
+        verdicts.append(
+            f"- {LABELS[op]}: below aiocouch and aiohttp: {'yes' if ok_peers else 'NO'}; "
+            f"<= 2.0x floor: {'yes' if ok_floor else 'NO'} ({medians['ours'] / floor:.2f}x)"
+        )
+    socket_line = ", ".join(f"{c} {sockets[c]}" for c in names)
+    header = [
+        "# Peer benchmark (issue 3)",
+        "",
+        f"Command (from the repository root): `{command}`",
+        "",
+        f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
+        f"- Machine: {platform.machine()}, nproc {os.cpu_count()}, {platform.platform()}",
+        f"- Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+        f"aiocouch {getattr(aiocouch, '__version__', '4.0.1')}, "
+        f"tor_async_couchdb {getattr(tac, '__version__', '?')}",
+        "- Server: embedded pouchdb-server (DevServer, in memory), a separate process whose CPU "
+        "is not counted.",
+        f"- {rounds} interleaved rounds (each operation: every client in turn, the order rotated "
+        f"each round), scale {scale}: iterations per client per round "
+        + ", ".join(f"{op} {max(1, round(n * scale))}" for op, n in ITERATIONS.items())
+        + "; operations sequential; CPU = `time.process_time()` of this process per op, "
+        "median of rounds; ops/s = wall clock, median of rounds.",
+        f"- Floor = `{FLOOR}` (minimal asyncio HTTP/1.1 keep-alive client, orjson).",
+        f"- Sockets opened per client over the whole run (warm-up included): {socket_line}.",
+        "",
+    ]
+    body = [*header, *lines, "", "## Targets (ours)", "", *verdicts, "", NOTES]
+    return "\n".join(body), verdicts
+
+
+async def main_async(args: argparse.Namespace, command: str) -> str:
+    with DevServer(in_memory=True) as server:
+        url, auth = server.url, server.auth
+        started = time.perf_counter()
+        await prepare(url, auth)
+        print(f"prepared in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        results, sockets = await run_rounds(url, auth, args.rounds, args.scale)
+        report, _ = render(results, sockets, args.rounds, args.scale, command)
+        if args.profile:
+            profile = await profile_ours(url, auth, gets=1000, creates=300, bulks=10)
+            report += "\n## Where our client's CPU goes (cProfile)\n\n" + profile
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=2.0, help="multiplies the iterations")
+    parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the Markdown report")
+    args = parser.parse_args(argv)
+    command = ".venv/bin/python -m bench" + "".join(
+        f" {arg}" for arg in (argv if argv is not None else sys.argv[1:])
+    )
+    started = time.perf_counter()
+    report = asyncio.run(main_async(args, command))
+    report += f"\nTotal run time: {time.perf_counter() - started:.0f} s.\n"
+    print(report)
+    args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
