@@ -45,6 +45,7 @@ logger = logging.getLogger("tor_async_couchdb")
 
 _JSON = ("Content-Type", "application/json")
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
+_EXPECTED_STATUSES = frozenset({404, 409, 412})
 
 
 class InsecureTLSWarning(UserWarning):
@@ -143,7 +144,8 @@ class CouchDB:
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidInputError(f"the CouchDB URL must be http(s)://host[:port], got {url!r}")
+            shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+            raise InvalidInputError(f"the CouchDB URL must be http(s)://host[:port], got {shown!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         self._origin = f"{parts.scheme}://{parts.hostname}:{port}"
         self._prefix = parts.path.rstrip("/")
@@ -343,7 +345,16 @@ class CouchDB:
         retries: int,
         error: BaseException | None,
     ) -> None:
-        level = logging.DEBUG if error is None and (status or 0) < 400 else logging.WARNING
+        if error is not None or status is None:
+            level = logging.WARNING
+        elif status < 400:
+            level = logging.DEBUG
+        elif status in _EXPECTED_STATUSES:
+            # Answers that callers handle as ordinary outcomes (a missing doc, a conflict to
+            # retry, a database that exists): a warning for each would drown the real ones.
+            level = logging.INFO
+        else:
+            level = logging.WARNING
         if logger.isEnabledFor(level):
             logger.log(
                 level,
@@ -434,8 +445,8 @@ class CouchDB:
                     method, full, status=response.status, started=started, retries=0, error=None
                 )
                 if response.status >= 300:
-                    await response.read()
-                    answer = Response(response.status, response.headers, b"")
+                    # Read the body: it holds CouchDB's ``error`` and ``reason``.
+                    answer = Response(response.status, response.headers, await response.read())
                     raise self._status_error(method, target, answer, None)
                 yield response
         except TransportError as error:
@@ -501,9 +512,10 @@ class CouchDB:
         """Whether the server is up and ready: ``GET /_up`` (``GET /`` where the server has no
         ``/_up``, as pouchdb-server). Transport errors and 5xx answer False."""
         try:
-            answer = await self._json("GET", "/_up")
-        except NotFound:
-            answer = {"status": "ok"} if await self.info() else {}
+            try:
+                answer = await self._json("GET", "/_up")
+            except NotFound:
+                answer = {"status": "ok"} if await self.info() else {}
         except (TransportError, HTTPStatusError):
             return False
         return isinstance(answer, dict) and answer.get("status") == "ok"
@@ -574,10 +586,9 @@ def _replication_end(end: str | Mapping[str, Any]) -> str | dict[str, Any]:
     if not isinstance(end, str):
         return dict(end)
     parts = urlsplit(end)
-    if not parts.scheme:
-        return end
     if parts.username is None:
-        return {"url": end}
+        # A plain string: pouchdb-server takes no object form (CouchDB takes both).
+        return end
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"

@@ -183,7 +183,7 @@ class Database(ModelMethods):
 
     async def compact(self, design: str | None = None) -> None:
         """Start compaction of the database, or of one design document's views."""
-        target = self._base + "/_compact" + (f"/{_quote_db(design)}" if design else "")
+        target = self._base + "/_compact" + (f"/{_design_name(design)}" if design else "")
         await self._couch._json("POST", target, b"{}", safe=True)
 
     async def view_cleanup(self) -> None:
@@ -192,7 +192,7 @@ class Database(ModelMethods):
 
     async def design_info(self, design: str) -> dict[str, Any]:
         """``GET /db/_design/NAME/_info``: the view index's size and state."""
-        target = f"{self._base}/_design/{_quote_db(design)}/_info"
+        target = f"{self._base}/_design/{_design_name(design)}/_info"
         answer: dict[str, Any] = await self._couch._json("GET", target)
         return answer
 
@@ -373,29 +373,29 @@ class Database(ModelMethods):
             raise ProtocolError(
                 "a _bulk_docs answer must list one result per document", method="POST", url=url
             )
-        by_id: dict[str, BulkResult] = {}
-        unnamed: list[BulkResult] = []
-        for item in answer:
-            result = _bulk_result(item, url)
-            if result.id in ids:
-                by_id[result.id] = result
-            else:
-                unnamed.append(result)
-        # Results for documents the server named are matched by id; their order is that of
-        # the request for documents sent without an id, the only order there is.
-        results = []
+        results = [_bulk_result(item, url) for item in answer]
+        # The usual case, and CouchDB's promise: results in request order.
+        if all(
+            doc_id is None or result.id == doc_id
+            for result, doc_id in zip(results, ids, strict=True)
+        ):
+            return results
+        # Some servers (pouchdb-server) reorder neighbours: match by id. Documents sent without
+        # an id can only be matched by their order among the unnamed results.
+        named = {doc_id for doc_id in ids if doc_id is not None}
+        by_id = {result.id: result for result in results if result.id in named}
+        unnamed = iter([result for result in results if result.id not in named])
+        matched = []
         for doc_id in ids:
-            if doc_id is not None and doc_id in by_id:
-                results.append(by_id[doc_id])
-            elif doc_id is None and unnamed:
-                results.append(unnamed.pop(0))
-            else:
+            result = by_id.get(doc_id) if doc_id is not None else next(unnamed, None)
+            if result is None:
                 raise ProtocolError(
                     f"the _bulk_docs answer has no result for document {doc_id!r}",
                     method="POST",
                     url=url,
                 )
-        return results
+            matched.append(result)
+        return matched
 
     async def bulk_get(self, docs: Sequence[tuple[str, str | None]]) -> list[dict[str, Any]]:
         """``POST /db/_bulk_get`` for ``(id, rev or None)`` pairs: CouchDB's answer items
@@ -495,7 +495,7 @@ class Database(ModelMethods):
             update=update,
             extra=extra,
         )
-        target = f"{self._base}/_design/{_quote_db(design)}/_view/{_quote_db(view)}"
+        target = f"{self._base}/_design/{_design_name(design)}/_view/{_quote_db(view)}"
         reduced = bool(reduce is not False and (group or group_level is not None or reduce))
         return self._rows(
             target, keys=keys, params=params, limit=limit, page_size=page_size, reduced=reduced
@@ -527,7 +527,9 @@ class Database(ModelMethods):
         docid_honoured = reduced
         while remaining is None or remaining > 0:
             wanted = page_size if remaining is None else min(page_size, remaining)
-            page = await self._page(target, {**params, "limit": wanted + 1 + seen_at_start})
+            # The extra row tells where the next page starts; the last page needs none.
+            extra = 0 if remaining is not None and remaining <= page_size else 1
+            page = await self._page(target, {**params, "limit": wanted + extra + seen_at_start})
             if not seen_at_start or not page or following is None:
                 pass  # the page starts at a new key: nothing to tell or drop
             elif page[0].get("id") == following.get("id"):
@@ -547,7 +549,7 @@ class Database(ModelMethods):
                 yield row
             if remaining is not None:
                 remaining -= len(rows)
-            if len(page) <= wanted:
+            if not extra or len(page) <= wanted:
                 return
             # The extra row is where the next page starts: by key and, for map rows, by id,
             # so rows sharing a key are neither skipped nor repeated.
@@ -826,6 +828,10 @@ class Database(ModelMethods):
             filter_name=filter,
             selector=selector,
         )
+        if query["since"] == "now":
+            # Pin "now" to a sequence: resuming from "now" after a drop would skip the changes
+            # made while the feed reconnected.
+            query["since"] = str((await self.info())["update_seq"])
         query["feed"] = "continuous"
         query["heartbeat"] = int(heartbeat * 1000)
         body = self._changes_body(doc_ids, selector)
@@ -881,11 +887,19 @@ def _bulk_result(item: Any, url: str) -> BulkResult:
     return BulkResult(doc_id, None, exception)
 
 
+def _design_name(design: str) -> str:
+    """A design document's name, percent-encoded, with or without its ``_design/`` prefix."""
+    return _quote_db(design.removeprefix("_design/"))
+
+
 def _quote_db(name: str) -> str:
     return quote(name, safe="")
 
 
 def _header_safe(value: str) -> str:
-    if any(ord(char) < 32 or ord(char) > 126 for char in value):
+    # The Destination header is taken literally (not percent-decoded), and a "?" in it starts
+    # the target's ``rev`` parameter: ids holding one cannot be copied to.
+    doc_id = value.partition("?rev=")[0]
+    if "?" in doc_id or any(ord(char) < 32 or ord(char) > 126 for char in value):
         raise InvalidInputError(f"the id {value!r} cannot be sent in a Destination header")
     return value
