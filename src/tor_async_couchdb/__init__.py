@@ -53,6 +53,7 @@ from ._model import (
     parse_type,
     upgrade,
 )
+from ._store import ConflictRetry, MigrationProgress, SaveResult, stored_value
 from ._transport import Limits, Timeouts
 from ._views import design_doc, design_docs, view_location
 
@@ -69,6 +70,7 @@ __all__ = [
     "ClientClosedError",
     "ClientStats",
     "Conflict",
+    "ConflictRetry",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
@@ -86,6 +88,7 @@ __all__ = [
     "InvalidNameError",
     "Limits",
     "MethodNotAllowed",
+    "MigrationProgress",
     "Model",
     "ModelDefinitionError",
     "ModelInfo",
@@ -101,6 +104,7 @@ __all__ = [
     "ReadTimeout",
     "RequestRecord",
     "RetryPolicy",
+    "SaveResult",
     "ServerError",
     "SessionAuth",
     "Timeout",
@@ -119,6 +123,7 @@ __all__ = [
     "id_timestamp",
     "new_id",
     "parse_type",
+    "stored_value",
     "upgrade",
     "view_location",
 ]
