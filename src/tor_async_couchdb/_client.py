@@ -559,27 +559,91 @@ class CouchDB:
         (``{"url": ..., "headers": {...}}``). Credentials in a URL are moved into an
         ``Authorization`` header so they are not stored in the replication's id or logs.
         """
-        body: dict[str, Any] = {
-            "source": _replication_end(source),
-            "target": _replication_end(target),
-        }
-        for name, value in (
-            ("create_target", create_target),
-            ("continuous", continuous),
-            ("cancel", cancel),
-        ):
-            if value:
-                body[name] = True
-        for name, other in (("doc_ids", doc_ids), ("filter", filter), ("selector", selector)):
-            if other is not None:
-                body[name] = list(other) if name == "doc_ids" else other
+        body = _replication_body(
+            source,
+            target,
+            create_target=create_target,
+            continuous=continuous,
+            doc_ids=doc_ids,
+            filter_name=filter,
+            selector=selector,
+        )
+        if cancel:
+            body["cancel"] = True
         answer: dict[str, Any] = await self._json(
             "POST", "/_replicate", dumps(body, what="replication")
         )
         return answer
 
+    async def schedule_replication(
+        self,
+        doc_id: str,
+        source: str | Mapping[str, Any],
+        target: str | Mapping[str, Any],
+        *,
+        continuous: bool = True,
+        create_target: bool = False,
+        doc_ids: Sequence[str] | None = None,
+        filter: str | None = None,
+        selector: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Create a replication as document ``doc_id`` of the ``_replicator`` database.
+
+        Unlike :meth:`replicate`, it survives server restarts: the way to keep data centers in
+        sync. Ends as for :meth:`replicate`. Returns the document's revision; raises
+        :class:`Conflict` if a replication of that id exists.
+        """
+        body = _replication_body(
+            source,
+            target,
+            create_target=create_target,
+            continuous=continuous,
+            doc_ids=doc_ids,
+            filter_name=filter,
+            selector=selector,
+        )
+        answer = await self.database("_replicator").put_doc({"_id": doc_id, **body})
+        return str(answer["rev"])
+
+    async def cancel_replication(self, doc_id: str) -> bool:
+        """Delete replication ``doc_id`` from ``_replicator``; False if there was none."""
+        replicator = self.database("_replicator")
+        try:
+            doc = await replicator.get_doc(doc_id)
+            await replicator.delete_doc(doc_id, doc["_rev"])
+        except NotFound:
+            return False
+        return True
+
     def _url_of(self, target: str, params: Mapping[str, Any] | None = None) -> str:
         return self._origin + self._prefix + target + query_string(params or {})
+
+
+def _replication_body(
+    source: str | Mapping[str, Any],
+    target: str | Mapping[str, Any],
+    *,
+    create_target: bool,
+    continuous: bool,
+    doc_ids: Sequence[str] | None,
+    filter_name: str | None,
+    selector: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "source": _replication_end(source),
+        "target": _replication_end(target),
+    }
+    if create_target:
+        body["create_target"] = True
+    if continuous:
+        body["continuous"] = True
+    if doc_ids is not None:
+        body["doc_ids"] = list(doc_ids)
+    if filter_name is not None:
+        body["filter"] = filter_name
+    if selector is not None:
+        body["selector"] = dict(selector)
+    return body
 
 
 def _replication_end(end: str | Mapping[str, Any]) -> str | dict[str, Any]:

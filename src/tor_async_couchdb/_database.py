@@ -726,10 +726,18 @@ class Database(ModelMethods):
         doc_ids: Sequence[str] | None = None,
         filter: str | None = None,
         selector: Mapping[str, Any] | None = None,
+        longpoll: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 - CouchDB's parameter, for the server
+        heartbeat: float = 10.0,
         params: Mapping[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        """A normal (one-shot) ``_changes`` request: the changes and the ``last_seq`` to resume
-        from. Sequences are opaque strings (never do arithmetic on them)."""
+        """A one-shot ``_changes`` request: the changes and the ``last_seq`` to resume from.
+
+        Sequences are opaque strings (never do arithmetic on them). ``longpoll=True`` waits
+        until there is at least one change after ``since``: up to ``timeout`` seconds where the
+        server honours it (CouchDB; pouchdb-server waits for a change), else for as long as the
+        server keeps sending a heartbeat every ``heartbeat`` seconds.
+        """
         query = self._changes_query(
             since=since,
             limit=limit,
@@ -741,17 +749,35 @@ class Database(ModelMethods):
             filter_name=filter,
             selector=selector,
         )
+        if longpoll:
+            query["feed"] = "longpoll"
+            if timeout is not None:
+                query["timeout"] = int(timeout * 1000)
+            else:
+                query["heartbeat"] = int(heartbeat * 1000)
         query.update(params or {})
         body = self._changes_body(doc_ids, selector)
+        method = "POST" if body is not None else "GET"
         target = self._base + "/_changes" + query_string(query)
-        answer = await self._couch._json(
-            "POST" if body is not None else "GET", target, body, safe=True
-        )
+        if longpoll:
+            answer = await self._wait_for_changes(method, target, body, timeout, heartbeat)
+        else:
+            answer = await self._couch._json(method, target, body, safe=True)
         results: list[dict[str, Any]] = answer["results"]
         last = answer.get("last_seq")
         if last is None:
             last = results[-1]["seq"] if results else since
         return results, str(last)
+
+    async def _wait_for_changes(
+        self, method: str, target: str, body: bytes | None, wait: float | None, beat: float
+    ) -> Any:
+        # A long poll outlives the client's read timeout on purpose: bound the silence by the
+        # heartbeat (or the server's own timeout) instead.
+        silence = (wait + 10.0) if wait is not None else beat * 3
+        async with self._couch._stream(method, target, body, read_timeout=silence) as stream:
+            raw = await stream.read()
+        return loads(raw, method=method, url=self._couch._url_of(target))
 
     def _changes_query(
         self,

@@ -129,3 +129,15 @@ async def test_feed_through_connections_cut_mid_answer(
 async def test_feed_error_status_ends_the_feed(db: tac.Database) -> None:
     with pytest.raises(tac.NotFound):
         await asyncio.wait_for(_collect(db.couch.database("no_such_db_x").feed(), 1), 5)
+
+
+async def test_longpoll_waits_for_the_next_change(db: tac.Database) -> None:
+    await db.put_doc({"_id": "before"})
+    _, since = await db.changes()
+    waiting = asyncio.create_task(db.changes(since=since, longpoll=True, heartbeat=0.5))
+    await asyncio.sleep(1.2)  # longer than two heartbeats: the poll must still be waiting
+    assert not waiting.done()
+    await db.put_doc({"_id": "after"})
+    results, last_seq = await asyncio.wait_for(waiting, 20)
+    assert [change["id"] for change in results] == ["after"]
+    assert last_seq != since

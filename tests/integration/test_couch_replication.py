@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -78,3 +79,39 @@ async def test_new_edits_false_makes_conflicts(db: tac.Database) -> None:
     assert doc["_rev"] == "1-bbb"
     assert doc["_conflicts"] == ["1-aaa"]
     assert len(await db.get_open_revs("c")) == 2
+
+
+@pytest.mark.multi_server
+async def test_scheduled_replication_keeps_copying_until_cancelled(
+    extra_servers: Callable[..., CouchServer],
+) -> None:
+    east, west = extra_servers(in_memory=True), extra_servers(in_memory=True)
+    async with (
+        tac.CouchDB(east.url, auth=east.auth) as east_couch,
+        tac.CouchDB(west.url, auth=west.auth) as west_couch,
+    ):
+        source, target = east_couch.database("stock"), west_couch.database("stock")
+        await source.create()
+        await target.create()
+        rev = await east_couch.schedule_replication(
+            "east_to_west", _url(east, "stock"), _url(west, "stock")
+        )
+        assert rev.startswith("1-")
+        # The id is taken: CouchDB answers 409; pouchdb-server 403 (the doc is "triggered").
+        with pytest.raises((tac.Conflict, tac.Forbidden)):
+            await east_couch.schedule_replication(
+                "east_to_west", _url(east, "stock"), _url(west, "stock")
+            )
+        for n in range(3):
+            await source.put_doc({"_id": f"item{n}"})
+            await wait_for_doc(target, f"item{n}")
+        assert await east_couch.cancel_replication("east_to_west")
+        assert not await east_couch.cancel_replication("east_to_west")
+
+
+async def wait_for_doc(db: tac.Database, doc_id: str, seconds: float = 30) -> None:
+    """Poll until ``doc_id`` exists (a continuous replication copies it soon, not at once)."""
+    async with asyncio.timeout(seconds):
+        async for change in db.feed(since=0, doc_ids=[doc_id], heartbeat=1.0):
+            if change["id"] == doc_id:
+                return
