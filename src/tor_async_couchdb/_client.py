@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ._codec import check_db_name, dumps, loads, query_string
 from ._config import Auth, BasicAuth, BearerAuth, RetryPolicy, SessionAuth
@@ -28,10 +28,10 @@ from ._exceptions import (
     HTTPStatusError,
     InvalidInputError,
     NotFound,
+    ProtocolError,
     ReadTimeout,
     TooManyRequests,
     TransportError,
-    Unauthorized,
     status_error,
 )
 from ._transport import HTTP11Transport, Limits, Response, StreamResponse, Timeouts, Transport
@@ -249,21 +249,36 @@ class CouchDB:
         Returns any answer, error statuses included (see :meth:`_json`). Raises
         :class:`TransportError` subclasses and :class:`ClientClosedError`.
         """
+        response, _ = await self._exchange(method, target, body, safe=safe, headers=headers)
+        return response
+
+    async def _exchange(
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        *,
+        safe: bool | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> tuple[Response, bool]:
+        """:meth:`_send`, also telling whether an earlier attempt may have been carried out.
+
+        That is the case when an attempt was retried after its answer was lost (the connection
+        broke mid-way, a read timed out, a gateway failed): a final 409 may then be the echo of
+        this very request's first attempt, which callers writing documents must check.
+        """
         if self._closed:
             raise ClientClosedError("the CouchDB client is closed")
         if safe is None:
             safe = method in _SAFE_METHODS
         target = self._prefix + target
-        all_headers = self._headers + list(headers)
-        if body is not None and not any(name == "Content-Type" for name, _ in headers):
-            all_headers.append(_JSON)
+        base_headers = self._base_headers(body, headers)
         started = time.perf_counter()
         retries = 0
         renewed = False
+        maybe_done = False
         while True:
-            request_headers = all_headers
-            if isinstance(self._auth, SessionAuth):
-                request_headers = [*all_headers, ("Cookie", await self._session_cookie())]
+            request_headers = await self._with_cookie(base_headers)
             self._counters.requests += 1
             try:
                 response = await self._transport.request(method, target, request_headers, body)
@@ -275,6 +290,7 @@ class CouchDB:
                         method, target, status=None, started=started, retries=retries, error=error
                     )
                     raise
+                maybe_done = maybe_done or _maybe_carried_out(error, None)
                 retries += 1
                 await self._pause(method, target, delay, retries, str(error))
                 continue
@@ -285,7 +301,7 @@ class CouchDB:
                 self._record(
                     method, target, status=status, started=started, retries=retries, error=None
                 )
-                return response
+                return response, maybe_done
             self._counters.errors_by_status[status] = (
                 self._counters.errors_by_status.get(status, 0) + 1
             )
@@ -299,9 +315,23 @@ class CouchDB:
                 self._record(
                     method, target, status=status, started=started, retries=retries, error=None
                 )
-                return response
+                return response, maybe_done
+            maybe_done = maybe_done or _maybe_carried_out(None, status)
             retries += 1
             await self._pause(method, target, delay, retries, f"status {status}")
+
+    def _base_headers(
+        self, body: bytes | None, extra: Sequence[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        headers = self._headers + list(extra)
+        if body is not None and not any(name == "Content-Type" for name, _ in extra):
+            headers.append(_JSON)
+        return headers
+
+    async def _with_cookie(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        if isinstance(self._auth, SessionAuth):
+            return [*headers, ("Cookie", await self._session_cookie())]
+        return headers
 
     def _retry_delay(
         self, error: TransportError | None, response: Response | None, safe: bool, retries: int
@@ -311,8 +341,12 @@ class CouchDB:
         if retries >= policy.max_retries:
             return None
         if error is not None:
-            # A connection that never opened never carried the request: any method may retry.
+            # A connection that never opened never carried the request, and a reused idle
+            # connection that broke before any answer byte was closed by the server as idle,
+            # before it read the request: any method may retry.
             if isinstance(error, ConnectError | ConnectTimeout):
+                return policy.delay(retries + 1)
+            if isinstance(error, ConnectionLost) and error.stale:
                 return policy.delay(retries + 1)
             if safe and isinstance(error, ConnectionLost | ReadTimeout):
                 return policy.delay(retries + 1)
@@ -366,16 +400,20 @@ class CouchDB:
                 retries,
             )
         if self._on_request is not None:
-            self._on_request(
-                RequestRecord(
-                    method=method,
-                    url=self._origin + target,
-                    status=status,
-                    duration=time.perf_counter() - started,
-                    retries=retries,
-                    error=error,
-                )
+            record = RequestRecord(
+                method=method,
+                url=self._origin + target,
+                status=status,
+                duration=time.perf_counter() - started,
+                retries=retries,
+                error=error,
             )
+            try:
+                self._on_request(record)
+            except Exception:
+                # A failing tracing hook must not turn a request that was carried out (a
+                # committed write, say) into an error for the caller.
+                logger.exception("the on_request hook failed for %s %s", method, record.url)
 
     async def _json(
         self,
@@ -423,36 +461,46 @@ class CouchDB:
     async def _stream(
         self, method: str, target: str, body: bytes | None = None, *, read_timeout: float | None
     ) -> AsyncIterator[StreamResponse]:
-        """Open a streamed answer (no retries: the caller resumes); error statuses raise."""
+        """Open a streamed answer (no retries: the caller resumes); error statuses raise.
+
+        An expired cookie session is renewed once, as for :meth:`_send`.
+        """
         if self._closed:
             raise ClientClosedError("the CouchDB client is closed")
-        headers = list(self._headers)
-        if body is not None:
-            headers.append(_JSON)
-        if isinstance(self._auth, SessionAuth):
-            headers.append(("Cookie", await self._session_cookie()))
+        base_headers = self._base_headers(body, ())
         timeouts = Timeouts(
             connect=self._timeouts.connect, read=read_timeout, pool=self._timeouts.pool
         )
-        started = time.perf_counter()
-        self._counters.requests += 1
         full = self._prefix + target
-        try:
-            async with self._transport.stream(
-                method, full, headers, body, timeouts=timeouts
-            ) as response:
-                self._record(
-                    method, full, status=response.status, started=started, retries=0, error=None
-                )
-                if response.status >= 300:
-                    # Read the body: it holds CouchDB's ``error`` and ``reason``.
-                    answer = Response(response.status, response.headers, await response.read())
-                    raise self._status_error(method, target, answer, None)
-                yield response
-        except TransportError as error:
-            self._counters.transport_errors += 1
-            self._record(method, full, status=None, started=started, retries=0, error=error)
-            raise
+        session = isinstance(self._auth, SessionAuth)
+        for attempt in range(2):
+            headers = await self._with_cookie(base_headers)
+            started = time.perf_counter()
+            self._counters.requests += 1
+            try:
+                async with self._transport.stream(
+                    method, full, headers, body, timeouts=timeouts
+                ) as response:
+                    status = response.status
+                    self._record(
+                        method, full, status=status, started=started, retries=0, error=None
+                    )
+                    if status == 401 and session and attempt == 0:
+                        await response.read()
+                        self._cookie = None
+                        continue
+                    if status >= 300:
+                        # Read the body: it holds CouchDB's ``error`` and ``reason``.
+                        answer = Response(status, response.headers, await response.read())
+                        raise self._status_error(method, target, answer, None)
+                    if session:
+                        self._take_cookie(Response(status, response.headers, b""))
+                    yield response
+                    return
+            except TransportError as error:
+                self._counters.transport_errors += 1
+                self._record(method, full, status=None, started=started, retries=0, error=error)
+                raise
 
     # -- cookie sessions ---------------------------------------------------------------------
 
@@ -469,20 +517,26 @@ class CouchDB:
         auth = self._auth
         assert isinstance(auth, SessionAuth)
         body = dumps({"name": auth.user, "password": auth.password})
-        headers = [*self._headers, _JSON]
+        target = self._prefix + "/_session"
+        started = time.perf_counter()
         self._counters.requests += 1
-        response = await self._transport.request("POST", self._prefix + "/_session", headers, body)
-        if response.status == 200 and self._take_cookie(response):
-            assert self._cookie is not None
-            return self._cookie
-        raise Unauthorized(
-            "session login failed",
-            status=response.status if response.status >= 400 else 401,
-            method="POST",
-            url=self._origin + self._prefix + "/_session",
-            error="unauthorized",
-            reason=f"no session for user {auth.user!r}",
-        )
+        try:
+            response = await self._transport.request("POST", target, [*self._headers, _JSON], body)
+        except TransportError as error:
+            self._counters.transport_errors += 1
+            self._record("POST", target, status=None, started=started, retries=0, error=error)
+            raise
+        self._record("POST", target, status=response.status, started=started, retries=0, error=None)
+        if response.status >= 300:
+            raise self._status_error("POST", "/_session", response, None)
+        if not self._take_cookie(response):
+            raise ProtocolError(
+                "the session login answered without an AuthSession cookie",
+                method="POST",
+                url=self._origin + target,
+            )
+        assert self._cookie is not None
+        return self._cookie
 
     def _take_cookie(self, response: Response) -> bool:
         header = response.headers.get("set-cookie")
@@ -661,6 +715,15 @@ def _replication_end(end: str | Mapping[str, Any]) -> str | dict[str, Any]:
     return {"url": bare, "headers": {"Authorization": auth.header()}}
 
 
+def _maybe_carried_out(error: TransportError | None, status: int | None) -> bool:
+    """Whether a failed attempt may still have been carried out by the server."""
+    if isinstance(error, ConnectionLost):
+        return not error.stale
+    if isinstance(error, ReadTimeout):
+        return True
+    return status in (502, 504)  # a gateway lost the answer of a server that may have acted
+
+
 def _retry_after(response: Response) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
@@ -673,8 +736,3 @@ def _retry_after(response: Response) -> float | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else (None if value is None else str(value))
-
-
-def quote_segment(text: str) -> str:
-    """Percent-encode one path segment (every reserved character, ``/`` included)."""
-    return quote(text, safe="")

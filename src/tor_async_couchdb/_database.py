@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from ._codec import check_doc_id, doc_path, dumps, loads, query_string
 from ._exceptions import (
+    Conflict,
     HTTPStatusError,
     InvalidInputError,
     NotFound,
@@ -263,10 +264,31 @@ class Database(ModelMethods):
             raise InvalidInputError("put_doc needs a document with an '_id' (or use post_doc)")
         target = self._doc_target(doc_id) + ("?batch=ok" if batch else "")
         body = dumps(doc, what=f"document {doc_id!r}")
-        answer: dict[str, Any] = await self._couch._json(
-            "PUT", target, body, safe=True, doc_id=doc_id
-        )
+        response, maybe_done = await self._couch._exchange("PUT", target, body, safe=True)
+        if response.status == 409 and maybe_done:
+            # A retry after a lost answer: the 409 may be this write's own first attempt.
+            echo = await self._saved_echo(doc_id, doc)
+            if echo is not None:
+                return echo
+        if response.status >= 300:
+            raise self._couch._status_error("PUT", target, response, doc_id)
+        answer: dict[str, Any] = loads(response.body, method="PUT", url=self._couch._url_of(target))
         return answer
+
+    async def _saved_echo(self, doc_id: str, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``{"ok", "id", "rev"}`` if the current revision of ``doc_id`` is exactly ``doc``
+        written on top of the revision it names (so an earlier attempt of it was saved)."""
+        try:
+            current = await self.get_doc(doc_id)
+        except NotFound:
+            return None
+        sent_rev = doc.get("_rev")
+        generation = int(str(sent_rev).split("-", 1)[0]) if sent_rev else 0
+        rev = str(current.pop("_rev", ""))
+        if not rev.startswith(f"{generation + 1}-"):
+            return None
+        expected = loads(dumps({k: v for k, v in doc.items() if k != "_rev"}), method="", url="")
+        return {"ok": True, "id": doc_id, "rev": rev} if current == expected else None
 
     async def post_doc(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /db``: create a document; the server picks the id if it has none. Not
@@ -282,7 +304,15 @@ class Database(ModelMethods):
         if not rev:
             raise InvalidInputError(f"deleting document {doc_id!r} needs its current rev")
         target = self._doc_target(doc_id) + query_string({"rev": rev})
-        answer: dict[str, Any] = await self._couch._json("DELETE", target, doc_id=doc_id, safe=True)
+        response, maybe_done = await self._couch._exchange("DELETE", target, safe=True)
+        if response.status in (404, 409) and maybe_done and await self.head_doc(doc_id) is None:
+            # A retry after a lost answer, and the document is gone: the first attempt did it.
+            return {"ok": True, "id": doc_id, "rev": None}
+        if response.status >= 300:
+            raise self._couch._status_error("DELETE", target, response, doc_id)
+        answer: dict[str, Any] = loads(
+            response.body, method="DELETE", url=self._couch._url_of(target)
+        )
         return answer
 
     async def copy_doc(
@@ -360,12 +390,44 @@ class Database(ModelMethods):
         if not new_edits:
             body["new_edits"] = False
         encoded = dumps(body, what="bulk request")
-        answer = await self._couch._json(
-            "POST", self._base + "/_bulk_docs", encoded, safe=None not in ids
+        target = self._base + "/_bulk_docs"
+        response, maybe_done = await self._couch._exchange(
+            "POST", target, encoded, safe=None not in ids
         )
-        if not new_edits and not answer:
-            return [BulkResult(str(doc_id), None) for doc_id in ids]
-        return self._match_bulk(ids, answer)
+        if response.status >= 300:
+            raise self._couch._status_error("POST", target, response, None)
+        answer = loads(response.body, method="POST", url=self._couch._url_of(target))
+        if not new_edits:
+            return self._match_replicated(ids, answer)
+        results = self._match_bulk(ids, answer)
+        if maybe_done:
+            results = await self._settle_echoes(docs, results)
+        return results
+
+    def _match_replicated(self, ids: list[str | None], answer: Any) -> list[BulkResult]:
+        # With new_edits=false CouchDB lists only the documents that failed.
+        if not isinstance(answer, list):
+            raise ProtocolError(
+                "a _bulk_docs answer must be a list",
+                method="POST",
+                url=self._couch._url_of(self._base + "/_bulk_docs"),
+            )
+        url = self._couch._url_of(self._base + "/_bulk_docs")
+        failed = {result.id: result for result in (_bulk_result(item, url) for item in answer)}
+        return [failed.get(str(doc_id), BulkResult(str(doc_id), None)) for doc_id in ids]
+
+    async def _settle_echoes(
+        self, docs: Sequence[Mapping[str, Any]], results: list[BulkResult]
+    ) -> list[BulkResult]:
+        """After a retry of a lost answer, turn conflicts that are the echo of the first
+        attempt's own writes into the successes they were."""
+        settled = list(results)
+        for index, (doc, result) in enumerate(zip(docs, results, strict=True)):
+            if isinstance(result.error, Conflict):
+                echo = await self._saved_echo(result.id, doc)
+                if echo is not None:
+                    settled[index] = BulkResult(result.id, echo["rev"])
+        return settled
 
     def _match_bulk(self, ids: list[str | None], answer: Any) -> list[BulkResult]:
         url = self._couch._url_of(self._base + "/_bulk_docs")
