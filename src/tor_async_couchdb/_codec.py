@@ -68,8 +68,13 @@ def _find_non_finite(value: Any) -> bool:
         return any(_find_non_finite(item) for item in value.values())
     if kind is list or kind is tuple:
         return any(_find_non_finite(item) for item in value)
+    # Subclasses (OrderedDict, defaultdict, a float enum...) are rarer: the slower checks.
     if isinstance(value, float):
         return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_find_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_find_non_finite(item) for item in value)
     return False
 
 

@@ -582,30 +582,25 @@ class Database(ModelMethods):
                 yield row
             return
         remaining = limit
-        # Rows already yielded that share the key the next page starts at: needed only where
-        # the server ignores startkey_docid (pouchdb-server does), to drop them again.
+        # Rows already yielded that share the key the next page starts at. Where the server
+        # ignores startkey_docid (pouchdb-server does), they are skipped with ``skip``: only
+        # ever within one key, the one case key paging cannot express on such a server.
         seen_at_start = 0
+        docid_ignored: bool | None = None if not reduced else False
         following: dict[str, Any] | None = None
-        docid_honoured = reduced
         while remaining is None or remaining > 0:
             wanted = page_size if remaining is None else min(page_size, remaining)
             # The extra row tells where the next page starts; the last page needs none.
             extra = 0 if remaining is not None and remaining <= page_size else 1
-            page = await self._page(target, {**params, "limit": wanted + extra + seen_at_start})
-            if not seen_at_start or not page or following is None:
-                pass  # the page starts at a new key: nothing to tell or drop
-            elif page[0].get("id") == following.get("id"):
-                docid_honoured = True
-                seen_at_start = 0
-            else:
-                # startkey_docid was ignored: the page restarts at the first row of the key.
-                page = page[seen_at_start:] if seen_at_start else page
-                if page and page[0].get("id") != following.get("id"):
-                    raise ProtocolError(
-                        "view paging lost its place (rows changed between pages?)",
-                        method="GET",
-                        url=self._couch._url_of(target),
-                    )
+            query = {**params, "limit": wanted + extra}
+            if docid_ignored and seen_at_start:
+                query["skip"] = seen_at_start
+            page = await self._page(target, query)
+            if docid_ignored is None and seen_at_start and following is not None and page:
+                # The first page that can tell: does it start at the row asked for?
+                docid_ignored = page[0].get("id") != following.get("id")
+                if docid_ignored:
+                    page = await self._page(target, {**query, "skip": seen_at_start})
             rows = page[:wanted]
             for row in rows:
                 yield row
@@ -617,7 +612,7 @@ class Database(ModelMethods):
             # so rows sharing a key are neither skipped nor repeated.
             following = page[wanted]
             key = following["key"]
-            if not docid_honoured:
+            if docid_ignored is not False:
                 same = 0
                 for row in reversed(rows):
                     if row["key"] != key:
@@ -687,14 +682,16 @@ class Database(ModelMethods):
     ) -> AsyncIterator[dict[str, Any]]:
         """``POST /db/_find``: the matching documents, paged by ``bookmark`` in bounded memory.
 
-        Where the server gives no bookmark (pouchdb-server) and no ``sort`` is asked for,
-        pages continue by ``_id`` (``_id`` greater than the last one seen) instead.
+        Where the server gives no bookmark (pouchdb-server), a result larger than one page is
+        read again sorted by ``_id`` and paged by ``_id`` (greater than the last one seen); a
+        query with ``sort`` or ``use_index`` cannot be paged that way and raises
+        :class:`InvalidInputError` before yielding anything, unless it fits in one page.
         """
         if page_size < 1:
             raise InvalidInputError("page_size must be at least 1")
         query: dict[str, Any] = {"selector": dict(selector)}
         if fields is not None:
-            query["fields"] = list(fields) if not sort else [*fields]
+            query["fields"] = list(fields)
         if sort is not None:
             query["sort"] = list(sort)
         if use_index is not None:
@@ -704,40 +701,59 @@ class Database(ModelMethods):
         remaining = limit
         bookmark: str | None = None
         last_id: str | None = None
+        by_id = False
         while remaining is None or remaining > 0:
             wanted = page_size if remaining is None else min(page_size, remaining)
             page_query = {**query, "limit": wanted}
             if bookmark is not None:
                 page_query["bookmark"] = bookmark
-            elif last_id is not None:
-                page_query["selector"] = {"$and": [query["selector"], {"_id": {"$gt": last_id}}]}
+            elif by_id:
+                if last_id is not None:
+                    page_query["selector"] = {
+                        "$and": [query["selector"], {"_id": {"$gt": last_id}}]
+                    }
                 page_query["sort"] = [{"_id": "asc"}]
-            answer = await self._couch._json(
-                "POST", self._base + "/_find", dumps(page_query, what="Mango query"), safe=True
-            )
-            docs = answer.get("docs") if isinstance(answer, dict) else None
-            if not isinstance(docs, list):
-                raise ProtocolError(
-                    "a _find answer must hold a 'docs' list",
-                    method="POST",
-                    url=self._couch._url_of(self._base + "/_find"),
-                )
+            docs, bookmark = await self._find_page(page_query)
+            if bookmark is None and not by_id and len(docs) == wanted and remaining != wanted:
+                # No bookmark and maybe more to come: this page's order (the index's) cannot be
+                # continued. Read again from the start in _id order, which can.
+                self._check_id_paging(sort, use_index, fields)
+                by_id = True
+                continue
             for doc in docs:
                 yield doc
             if remaining is not None:
                 remaining -= len(docs)
             if len(docs) < wanted:
                 return
-            bookmark = answer.get("bookmark") or None
-            if bookmark is None:
-                if sort:
-                    raise InvalidInputError(
-                        "this server gives no _find bookmark, so a sorted query over more than "
-                        "one page cannot be paged: give a limit of at most page_size"
-                    )
-                if fields is not None and "_id" not in fields:
-                    raise InvalidInputError("paging _find on this server needs '_id' in fields")
+            if by_id:
                 last_id = docs[-1]["_id"]
+
+    async def _find_page(self, query: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        target = self._base + "/_find"
+        answer = await self._couch._json(
+            "POST", target, dumps(query, what="Mango query"), safe=True
+        )
+        docs = answer.get("docs") if isinstance(answer, dict) else None
+        if not isinstance(docs, list):
+            raise ProtocolError(
+                "a _find answer must hold a 'docs' list",
+                method="POST",
+                url=self._couch._url_of(target),
+            )
+        return docs, answer.get("bookmark") or None
+
+    @staticmethod
+    def _check_id_paging(
+        sort: Sequence[Any] | None, use_index: object, fields: Sequence[str] | None
+    ) -> None:
+        if sort or use_index is not None:
+            raise InvalidInputError(
+                "this server gives no _find bookmark, so a query with sort or use_index cannot "
+                "be paged: give a limit of at most page_size"
+            )
+        if fields is not None and "_id" not in fields:
+            raise InvalidInputError("paging _find on this server needs '_id' in fields")
 
     async def create_index(
         self,

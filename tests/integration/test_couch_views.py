@@ -115,3 +115,49 @@ async def test_indexes_and_sorted_find(filled: tac.Database) -> None:
     assert [doc["n"] for doc in docs] == [21, 22, 23, 24]
     await filled.delete_index("idx", "by_n")
     assert "by_n" not in [index["name"] for index in await filled.indexes()]
+
+
+async def test_paging_many_rows_of_one_key_keeps_every_page_small(db: tac.Database) -> None:
+    # Where the server ignores startkey_docid, rows of one key are skipped, never re-read.
+    await db.bulk_docs([_DESIGN, *({"_id": f"r{n:03}", "k": "one", "n": n} for n in range(60))])
+    limits: list[int] = []
+
+    def watch(record: tac.RequestRecord) -> None:
+        if "/_view/" in record.url:
+            limits.append(int(record.url.split("limit=")[1].split("&")[0]))
+
+    async with tac.CouchDB(db.couch.url, auth=_auth_of(db), on_request=watch) as couch:
+        view = couch.database(db.name).view("t", "by_k", key="one", include_docs=True, page_size=7)
+        rows = [row async for row in view]
+    assert [row["id"] for row in rows] == [f"r{n:03}" for n in range(60)]
+    assert max(limits) <= 8
+
+
+async def test_find_without_bookmark_pages_in_id_order_whatever_the_index(
+    db: tac.Database,
+) -> None:
+    # n runs opposite to _id, and an index on n: the server's first-page order is not _id's.
+    await db.bulk_docs([{"_id": f"d{n:03}", "n": 300 - n} for n in range(300)])
+    await db.create_index(["n"], name="by_n", design="by_n")
+    found = [doc["_id"] async for doc in db.find({"n": {"$gte": 0}}, page_size=100)]
+    assert sorted(found) == [f"d{n:03}" for n in range(300)]
+    assert len(found) == len(set(found))
+
+
+@pytest.mark.embedded_only
+async def test_find_that_cannot_be_paged_fails_before_yielding(db: tac.Database) -> None:
+    await db.bulk_docs([{"_id": f"d{n:03}", "n": n} for n in range(30)])
+    await db.create_index(["n"], name="by_n", design="by_n")
+    seen: list[str] = []
+    with pytest.raises(tac.InvalidInputError, match="cannot be paged"):
+        async for doc in db.find({"n": {"$gte": 0}}, use_index="by_n", page_size=10):
+            seen.append(doc["_id"])
+    assert seen == []
+    whole = [doc async for doc in db.find({"n": {"$gte": 0}}, use_index="by_n", limit=10)]
+    assert len(whole) == 10
+
+
+def _auth_of(db: tac.Database) -> tac.BasicAuth:
+    auth = db.couch._auth
+    assert isinstance(auth, tac.BasicAuth)
+    return auth

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict, defaultdict
 
 import pytest
 
@@ -57,6 +58,8 @@ def test_doc_path_encodes_every_reserved_character(doc_id: str, path: str) -> No
         math.nan,
         [1.0, math.inf],
         {"a": {"b": -math.inf}},
+        {"a": OrderedDict(x=math.nan)},
+        {"a": defaultdict(list, x=[math.inf])},
     ],
 )
 def test_dumps_rejects_what_json_cannot_hold(value: object) -> None:
