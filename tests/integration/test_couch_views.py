@@ -149,9 +149,13 @@ async def test_find_that_cannot_be_paged_fails_before_yielding(db: tac.Database)
     await db.bulk_docs([{"_id": f"d{n:03}", "n": n} for n in range(30)])
     await db.create_index(["n"], name="by_n", design="by_n")
     seen: list[str] = []
-    with pytest.raises(tac.InvalidInputError, match="cannot be paged"):
+
+    async def read_all() -> None:
         async for doc in db.find({"n": {"$gte": 0}}, use_index="by_n", page_size=10):
             seen.append(doc["_id"])
+
+    with pytest.raises(tac.InvalidInputError, match="cannot be paged"):
+        await read_all()
     assert seen == []
     whole = [doc async for doc in db.find({"n": {"$gte": 0}}, use_index="by_n", limit=10)]
     assert len(whole) == 10
