@@ -516,17 +516,32 @@ class ModelMethods:
         if not compound and lead:
             raise InvalidInputError(f"index {index!r} has one field: it takes no prefix")
 
-        def key(bound: Any) -> Any:
-            if bound is None:
-                return None
+        def key(bound: Any, *, past_its_rows: bool) -> tuple[Any, bool]:
+            """The view key of a bound, and whether it is partial (fewer values than fields).
+
+            A partial key ``[v]`` sorts before every ``[v, x]``; ``[v, {}]`` sorts after them
+            all, so a bound that must take in (or leave out) the rows under it uses that.
+            """
             values = [*lead, *(bound if compound and isinstance(bound, tuple) else (bound,))]
-            return _index_key(model, found, values)
+            partial = compound and len(values) < len(found.fields)
+            view_key = _index_key(model, found, values)
+            return ([*view_key, {}] if partial and past_its_rows else view_key), partial
 
         lead_key = _index_key(model, found, lead) if lead else []
         low_open, high_open = _open_bound(lead_key, compound, descending)
         params: dict[str, Any] = {"descending": descending, "inclusive_end": inclusive_end}
-        params["startkey"] = key(start) if start is not None else low_open
-        params["endkey"] = key(end) if end is not None else high_open
+        skip_key: Any = _UNBOUNDED
+        if start is None:
+            params["startkey"] = low_open
+        else:
+            # Ascending, an exclusive start must pass its rows; descending, an inclusive one.
+            params["startkey"], partial = key(start, past_its_rows=descending == inclusive_start)
+            if not inclusive_start and not partial:
+                skip_key = params["startkey"]
+        if end is None:
+            params["endkey"] = high_open
+        else:
+            params["endkey"], _ = key(end, past_its_rows=descending != inclusive_end)
         for name in ("startkey", "endkey"):
             if params[name] is _UNBOUNDED:
                 del params[name]
@@ -537,7 +552,7 @@ class ModelMethods:
             include_tombstoned=include_tombstoned,
             limit=limit,
             page_size=page_size,
-            skip_key=key(start) if start is not None and not inclusive_start else _UNBOUNDED,
+            skip_key=skip_key,
         )
 
     async def most_recent(

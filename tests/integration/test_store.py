@@ -330,8 +330,27 @@ async def test_query_range_on_a_compound_index(store: tac.Database, orchard: lis
         inclusive_start=False,
     )
     assert await collect(part) == orchard[10:]
-    tuples = store.query_range(Fruit, "fruit_id_updated_on", start=("f2",), end=("f3",))
-    assert await collect(tuples) == orchard[4:8]
+    # Partial keys: a bound of fewer values than the index takes in (or leaves out) every
+    # row under it, as the inclusive and exclusive flags say.
+    index = "fruit_id_updated_on"
+    tuples = store.query_range(Fruit, index, start=("f2",), end=("f3",))
+    assert await collect(tuples) == orchard[4:12]
+    open_below = store.query_range(Fruit, index, start=("f1",), end=("f3",), inclusive_end=False)
+    assert await collect(open_below) == orchard[0:8]
+    open_above = store.query_range(Fruit, index, start=("f1",), inclusive_start=False)
+    assert await collect(open_above) == orchard[4:12]
+    down = store.query_range(Fruit, index, start=("f3",), end=("f2",), descending=True)
+    assert await collect(down) == orchard[11:3:-1]
+    down_open = store.query_range(
+        Fruit,
+        index,
+        start=("f3",),
+        end=("f1",),
+        descending=True,
+        inclusive_start=False,
+        inclusive_end=False,
+    )
+    assert await collect(down_open) == orchard[7:3:-1]
 
 
 async def test_most_recent(store: tac.Database, orchard: list[Fruit]) -> None:
