@@ -10,7 +10,8 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   │   ├── ConnectTimeout
     │   │   ├── ReadTimeout
     │   │   └── PoolTimeout       no pooled connection became free in time
-    │   └── ProtocolError         the answer was not valid HTTP, or not the JSON it should be
+    │   ├── ProtocolError         the answer was not valid HTTP, or not the JSON it should be
+    │   └── IncompleteAnswer      truncated: a ConnectionLost and a ProtocolError at once
     ├── HTTPStatusError           the server answered with an error status
     │   ├── BadRequest            400
     │   ├── Unauthorized          401
@@ -49,6 +50,7 @@ __all__ = [
     "CouchError",
     "Forbidden",
     "HTTPStatusError",
+    "IncompleteAnswer",
     "InvalidInputError",
     "InvalidNameError",
     "MethodNotAllowed",
@@ -128,6 +130,13 @@ class PoolTimeout(Timeout):
 
 class ProtocolError(TransportError):
     """The answer was not valid HTTP/1.1, was truncated, or was not the JSON it had to be."""
+
+
+class IncompleteAnswer(ConnectionLost, ProtocolError):
+    """The answer began, but the connection closed before its end: a truncated answer.
+
+    Both a lost connection (retried where that is safe) and a protocol error (unusable).
+    """
 
 
 class HTTPStatusError(CouchError):

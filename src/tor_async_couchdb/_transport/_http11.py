@@ -34,6 +34,7 @@ from .._exceptions import (
     ConnectError,
     ConnectionLost,
     ConnectTimeout,
+    IncompleteAnswer,
     InvalidInputError,
     PoolTimeout,
     ProtocolError,
@@ -657,8 +658,15 @@ class _Connection(asyncio.Protocol):
             self._finish()  # the end of the connection is the end of the body
             return
         if self._status:
-            message = "the connection closed before the answer was complete"
-        elif exc is not None:
+            self.fail(
+                IncompleteAnswer(
+                    "the connection closed before the answer was complete",
+                    method=self.method,
+                    url=self._owner._url(self.target),
+                )
+            )
+            return
+        if exc is not None:
             message = f"the connection broke before any answer: {exc}"
         else:
             message = "the connection closed before any answer"
