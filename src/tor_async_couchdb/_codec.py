@@ -11,7 +11,7 @@ from urllib.parse import quote
 import orjson
 
 from ._exceptions import InvalidNameError, NotJSONError, ProtocolError
-from ._ids import check_doc_id
+from ._ids import _SPECIAL_PREFIXES, check_doc_id
 
 __all__ = [
     "check_db_name",
@@ -26,7 +26,6 @@ __all__ = [
 _DB_NAME = re.compile(r"[a-z][a-z0-9_$()+/-]*")
 _SYSTEM_DBS = frozenset({"_users", "_replicator", "_global_changes"})
 _MAX_DB_NAME = 238
-_SPECIAL_PREFIXES = ("_design/", "_local/")
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]+")
 
 

@@ -6,7 +6,11 @@ import base64
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["BasicAuth", "BearerAuth", "RetryPolicy", "SessionAuth"]
+__all__ = ["DEFAULT_PAGE_SIZE", "BasicAuth", "BearerAuth", "RetryPolicy", "SessionAuth"]
+
+# Rows (or documents) per request of the paging iterators: large enough to amortise a request,
+# small enough that a page of ~1 KB documents stays around a megabyte.
+DEFAULT_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from ._codec import check_doc_id, doc_path, dumps, loads, query_string
+from ._config import DEFAULT_PAGE_SIZE
 from ._exceptions import (
     Conflict,
     HTTPStatusError,
@@ -29,7 +30,6 @@ __all__ = ["BulkResult", "Database"]
 
 logger = logging.getLogger("tor_async_couchdb")
 
-_DEFAULT_PAGE = 1000
 _BULK_ERROR_STATUS = {
     "conflict": 409,
     "forbidden": 403,
@@ -484,7 +484,7 @@ class Database(ModelMethods):
         include_docs: bool = False,
         conflicts: bool = False,
         limit: int | None = None,
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[dict[str, Any]]:
         """The rows of ``_all_docs`` (``id``, ``key``, ``value``, ``doc`` with include_docs),
         paged by key in bounded memory: at most ``page_size`` rows are held at once."""
@@ -529,7 +529,7 @@ class Database(ModelMethods):
         group_level: int | None = None,
         update: Literal["true", "false", "lazy"] | None = None,
         limit: int | None = None,
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[dict[str, Any]]:
         """The rows of a view, paged by key (``startkey`` + ``startkey_docid`` of the next
         row, never ``skip``), holding at most one page of ``page_size`` rows.
@@ -678,7 +678,7 @@ class Database(ModelMethods):
         limit: int | None = None,
         use_index: str | Sequence[str] | None = None,
         conflicts: bool = False,
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[dict[str, Any]]:
         """``POST /db/_find``: the matching documents, paged by ``bookmark`` in bounded memory.
 

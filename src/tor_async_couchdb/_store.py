@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
 
+from ._config import DEFAULT_PAGE_SIZE
 from ._exceptions import Conflict, HTTPStatusError, InvalidInputError, NotFound
 from ._ids import new_id
 from ._model import (
+    _BASE_FIELDS,
     Index,
     Model,
     _naive_datetime_path,
@@ -56,8 +58,6 @@ M = TypeVar("M", bound=Model)
 T = TypeVar("T")
 Change = Callable[[M], M | Awaitable[M]]
 
-_DEFAULT_PAGE: Final = 1000
-_BASE_FIELDS: Final = frozenset({"id", "rev", "tombstone"})
 # Sorts after every string, number, list and null in CouchDB's collation: the end of a prefix.
 _HIGH: Final[dict[str, Any]] = {}
 
@@ -330,7 +330,7 @@ class ModelMethods:
         ids: Sequence[str],
         *,
         missing: Literal["raise", "skip"] = "raise",
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[M]:
         """Read the documents ``ids`` as ``model``, in the order of ``ids``, through
         ``_all_docs`` (``page_size`` keys per request).
@@ -462,7 +462,7 @@ class ModelMethods:
         *,
         include_tombstoned: bool = False,
         limit: int | None = None,
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
         **values: Any,
     ) -> AsyncIterator[M]:
         """The models whose fields equal ``values`` (``color="red"``), in id order, through
@@ -499,7 +499,7 @@ class ModelMethods:
         descending: bool = False,
         include_tombstoned: bool = False,
         limit: int | None = None,
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[M]:
         """The models whose key in ``index`` (an index name; an ``Indexed()`` field's index is
         named after the field) lies between ``start`` and ``end``, in key order.
@@ -599,7 +599,7 @@ class ModelMethods:
         descending: bool = False,
         include_tombstoned: bool = False,
         limit: int | None = None,
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[M]:
         """Every model of the type (any version, upgraded on read), in id order: for ids made
         by :func:`new_id`, creation order. Paged through the ``<type>_all`` view."""
@@ -622,7 +622,7 @@ class ModelMethods:
         sort: Sequence[str | Mapping[str, str]] | None = None,
         limit: int | None = None,
         use_index: str | Sequence[str] | None = None,
-        page_size: int = _DEFAULT_PAGE,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[M]:
         """A Mango query (``_find``) for models: ``selector`` combined with the model's type
         (any version) and, unless ``include_tombstoned``, with "not tombstoned".

@@ -19,9 +19,9 @@ __all__ = ["Limits", "Response", "StreamResponse", "Timeouts", "Transport"]
 class Timeouts:
     """Time limits in seconds; ``None`` means no limit.
 
-    ``connect``: opening a TCP (and TLS) connection. ``read``: the whole answer of a plain
-    request, or the next chunk of a streamed one (a ``_changes`` feed sets its own). ``pool``:
-    waiting for a free pooled connection.
+    ``connect``: opening a TCP (and TLS) connection. ``read``: the longest silence while an
+    answer is awaited or arrives (an inactivity limit, not a deadline for the whole answer; a
+    ``_changes`` feed sets its own). ``pool``: waiting for a free pooled connection.
     """
 
     connect: float | None = 10.0
