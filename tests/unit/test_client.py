@@ -381,3 +381,32 @@ async def test_feed_pins_now_to_a_sequence_before_connecting() -> None:
         await feed.aclose()  # type: ignore[attr-defined]
     assert transport.requests[1].stream
     assert "since=7-opaque&" in transport.requests[1].target
+
+
+async def test_session_expiring_during_a_feed_is_renewed_on_reconnect() -> None:
+    logins = 0
+
+    def handler(request: MockRequest) -> Response:
+        nonlocal logins
+        if request.target == "/_session":
+            logins += 1
+            return Response(200, {"set-cookie": f"AuthSession=c{logins}"}, b'{"ok":true}')
+        if request.target == "/db":
+            return Response(200, {}, b'{"update_seq":"7"}')
+        if request.header("cookie") == "AuthSession=c1":
+            return Response(401, {}, b'{"error":"unauthorized","reason":"expired"}')
+        return Response(200, {}, b'{"seq":"8","id":"a","changes":[]}\n')
+
+    client, _ = _client(handler, auth=tac.SessionAuth("alice", "s3cret"))
+    async with client:
+        feed = client.database("db").feed(since="now", heartbeat=1.0)
+        change = await anext(feed)
+        await feed.aclose()
+    assert change["id"] == "a"
+    assert logins == 2
+
+
+async def test_turning_tls_verification_off_warns() -> None:
+    with pytest.warns(tac.InsecureTLSWarning, match="verification is off"):
+        client = tac.CouchDB("https://couch.example:6984", verify=False)
+    await client.aclose()
