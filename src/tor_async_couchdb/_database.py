@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
@@ -912,7 +912,7 @@ class Database(ModelMethods):
         heartbeat: float = 10.0,
         reconnect_delay: float = 0.5,
         max_reconnect_delay: float = 30.0,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """A continuous ``_changes`` feed as an endless async iterator of changes.
 
         The server sends an empty line every ``heartbeat`` seconds; silence for three
