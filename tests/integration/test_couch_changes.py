@@ -51,7 +51,7 @@ async def test_feed_yields_new_changes(db: tac.Database) -> None:
     seen = await asyncio.wait_for(task, 10)
     assert [c["id"] for c in seen] == ["x/1", "x 2", "x+3"]
     assert seen[0]["doc"]["_id"] == "x/1"
-    await feed.aclose()  # type: ignore[attr-defined]
+    await feed.aclose()
 
 
 async def test_feed_since_zero_replays_history(db: tac.Database) -> None:
@@ -104,7 +104,7 @@ async def test_dropped_feed_resumes_and_sees_every_change_once(
                 proxy.drop_all()
                 await asyncio.sleep(0.02 * (batch % 3))
             await asyncio.wait_for(task, 20)
-            await feed.aclose()  # type: ignore[attr-defined]
+            await feed.aclose()
         assert proxy.connections_accepted >= 3
     assert seen == written  # each write is one change, in write order, none twice
 
@@ -120,7 +120,7 @@ async def test_feed_through_connections_cut_mid_answer(
         async with tac.CouchDB(url, auth=couch_server.auth) as client:
             feed = client.database(db.name).feed(since=0, heartbeat=1.0, reconnect_delay=0.01)
             seen = await asyncio.wait_for(_collect(feed, 30), 20)
-            await feed.aclose()  # type: ignore[attr-defined]
+            await feed.aclose()
     ids = [c["id"] for c in seen]
     assert sorted(ids) == [f"p{n:02}" for n in range(30)]
     assert len(set(ids)) == 30

@@ -378,7 +378,7 @@ async def test_feed_pins_now_to_a_sequence_before_connecting() -> None:
     async with client:
         feed = client.database("db").feed()
         assert (await anext(aiter(feed)))["id"] == "a"
-        await feed.aclose()  # type: ignore[attr-defined]
+        await feed.aclose()
     assert transport.requests[1].stream
     assert "since=7-opaque&" in transport.requests[1].target
 
