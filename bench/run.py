@@ -1,4 +1,5 @@
-"""The peer benchmark (issue 3): client CPU per operation of four CouchDB clients.
+"""The peer benchmark (issue 3): client CPU per operation of four CouchDB clients, and the
+model layer against the core for our client (issue 4).
 
 Run from the repository root: ``.venv/bin/python -m bench`` (``--help`` for options).
 """
@@ -14,6 +15,7 @@ import os
 import platform
 import pstats
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +27,8 @@ import aiocouch
 import aiohttp
 
 import tor_async_couchdb as tac
-from bench.clients import CLIENTS, DESIGN, VIEW, Client
+from bench import models
+from bench.clients import CLIENTS, DESIGN, VIEW, Client, Ours
 from tor_async_couchdb.devserver import DevServer
 
 N_DOCS = 1000
@@ -64,6 +67,10 @@ NOTES = """## How each client is used
 - aiohttp: one `ClientSession` with the Authorization and Accept headers,
   `json_serialize=orjson`, `json=` bodies and `.json(loads=orjson.loads)`.
 - raw: `bench/rawhttp.py`, one keep-alive connection, hand-built request bytes, orjson.
+
+Noise: on this 2-CPU VM the server shares the CPUs with the client, and single-document
+operations vary by up to 2x between rounds (see min-max) and by 20-50% between runs; a ratio
+within about 15% of a threshold (2.0x floor, 1.25x core) needs several runs to be called.
 """
 
 
@@ -112,6 +119,10 @@ async def prepare(url: str, auth: tuple[str, str]) -> None:
             )
             rows = [row async for row in view_db.view(DESIGN, VIEW, limit=1)]
             assert rows, "the view is empty"
+        model_db = couch.database(models.DB_NAME)
+        await model_db.create(exists_ok=True)
+        results = await model_db.bulk_docs(models.seed_docs())
+        assert all(result.ok for result in results)
 
 
 class Workload:
@@ -165,7 +176,7 @@ class Workload:
 
 async def run_rounds(
     url: str, auth: tuple[str, str], rounds: int, scale: float
-) -> tuple[dict[str, dict[str, Measure]], dict[str, int]]:
+) -> tuple[dict[str, dict[str, Measure]], dict[str, Measure], dict[str, int]]:
     loop = asyncio.get_running_loop()
     sockets: dict[str, int] = {client.name: 0 for client in CLIENTS}
     current = [""]
@@ -185,29 +196,49 @@ async def run_rounds(
         for name in ITERATIONS:  # warm-up: code paths, connections, correctness asserts
             await workload.operation(name)(1 if name == "bulk_insert" else 10)
         workloads[client.name] = workload
+    # The model layer vs the core: our client only, on its own database handle.
+    ours = next(client for client in clients if isinstance(client, Ours))
+    current[0] = ours.name
+    model_work = models.ModelWorkload(ours.couch.database(models.DB_NAME))
+    await model_work.start()
+    for name in models.ITERATIONS:
+        await model_work.operation(name)(10)
     results = {name: {c.name: Measure() for c in clients} for name in ITERATIONS}
+    model_results = {name: Measure() for name in models.ITERATIONS}
+
+    async def timed(call: Callable[[int], Awaitable[None]], n: int, into: Measure) -> None:
+        gc.collect()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await call(n)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        into.cpu_us.append(cpu / n * 1e6)
+        into.ops_s.append(n / wall)
+
     for round_no in range(rounds):
         order = clients[round_no % len(clients) :] + clients[: round_no % len(clients)]
-        for name, base in ITERATIONS.items():
+        for index, (name, base) in enumerate(ITERATIONS.items()):
             n = max(1, round(base * scale))
             for client in order:
                 current[0] = client.name
-                call = workloads[client.name].operation(name)
-                gc.collect()
-                cpu0, wall0 = time.process_time(), time.perf_counter()
-                await call(n)
-                cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-                results[name][client.name].cpu_us.append(cpu / n * 1e6)
-                results[name][client.name].ops_s.append(n / wall)
+                await timed(workloads[client.name].operation(name), n, results[name][client.name])
+            # Interleaved: one model/core pair after each of the first peer operations, the
+            # pair's order swapped every round.
+            if index < len(models.PAIRS):
+                current[0] = ours.name
+                pair = models.PAIRS[index]
+                for op in pair if round_no % 2 == 0 else pair[::-1]:
+                    n = max(1, round(models.ITERATIONS[op] * scale))
+                    await timed(model_work.operation(op), n, model_results[op])
         print(f"round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
     for client in clients:
         await client.aclose()
     loop.create_connection = original  # type: ignore[method-assign]
-    return results, sockets
+    return results, model_results, sockets
 
 
 async def profile_ours(url: str, auth: tuple[str, str], gets: int, creates: int, bulks: int) -> str:
-    """cProfile (CPU-time timer) of our client alone: gets, creates, then bulk inserts."""
+    """cProfile (CPU-time timer) of our client alone: gets, creates, bulk inserts, then the
+    model layer's get and save (update)."""
     out = []
     async with tac.CouchDB(url, auth=auth) as couch:
         docs = couch.database(db_names("ours")[0])
@@ -240,6 +271,15 @@ async def profile_ours(url: str, auth: tuple[str, str], gets: int, creates: int,
                     await bulk.bulk_docs(payload)
                 profiler.disable()
             out.append(_profile_table(profiler, label, count))
+        model_work = models.ModelWorkload(couch.database(models.DB_NAME))
+        await model_work.start()
+        for label, op in (("model get", "model_get"), ("model save (update)", "model_update")):
+            profiler = cProfile.Profile(time.process_time)
+            call = model_work.operation(op)
+            profiler.enable()
+            await call(gets if op == "model_get" else creates)
+            profiler.disable()
+            out.append(_profile_table(profiler, label, gets if op == "model_get" else creates))
     return "\n".join(out)
 
 
@@ -281,12 +321,58 @@ def _profile_table(profiler: cProfile.Profile, label: str, count: int) -> str:
     return "\n".join(lines)
 
 
+def render_models(model_results: dict[str, Measure]) -> tuple[list[str], list[str]]:
+    """The "model layer vs core" table and its verdicts (target: model <= 1.25x core)."""
+    lines = [
+        "| operation | call | CPU µs/op (median) | min-max over rounds | ops/s | model/core "
+        "(ratio of medians) | model/core (median of per-round ratios) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    verdicts = []
+    for core, model in models.PAIRS:
+        core_m, model_m = model_results[core], model_results[model]
+        core_med = statistics.median(core_m.cpu_us)
+        model_med = statistics.median(model_m.cpu_us)
+        ratio = model_med / core_med
+        per_round = [m / c for m, c in zip(model_m.cpu_us, core_m.cpu_us, strict=True)]
+        paired = statistics.median(per_round)
+        for op, m, cells in (
+            (core, core_m, "1.00 | 1.00"),
+            (model, model_m, f"**{ratio:.2f}** | {paired:.2f}"),
+        ):
+            lines.append(
+                f"| {models.PAIR_LABELS[core]} | {models.LABELS[op]} | "
+                f"{statistics.median(m.cpu_us):.0f} | {min(m.cpu_us):.0f}-{max(m.cpu_us):.0f} | "
+                f"{statistics.median(m.ops_s):.0f} | {cells} |"
+            )
+        verdicts.append(
+            f"- {models.PAIR_LABELS[core]}: model <= 1.25x core: "
+            f"{'yes' if ratio <= 1.25 else 'NO'} ({ratio:.2f}x; per-round ratios "
+            f"{min(per_round):.2f}-{max(per_round):.2f})"
+        )
+    return lines, verdicts
+
+
+MODEL_NOTES = """The model is `bench/models.py`'s `Item`: six typed fields (a str, an enum, a
+`Decimal`, a tz-aware `datetime`, a `list[str]`, an int), stored as a document of about 290
+bytes with `_rev`. The core side reads and writes the same documents (`Item.to_doc()`, other
+ids), so each pair compares like with like: `get_doc(id)` vs `db.get(Item, id)`;
+`put_doc(doc)` of a doc holding its `_rev` (then `doc["_rev"] = answer["rev"]`) vs
+`items[i] = await db.save(items[i])`; `put_doc({"_id": new_id(), **doc})` vs `db.save(item)`
+of an item without an id. Each pair runs after one of the first three peer operations of every
+round, in an order swapped each round."""
+
+
 def render(
     results: dict[str, dict[str, Measure]],
+    model_results: dict[str, Measure],
     sockets: dict[str, int],
+    *,
     rounds: int,
     scale: float,
     command: str,
+    code: str,
+    load: str,
 ) -> tuple[str, list[str]]:
     names = [cls.name for cls in CLIENTS]
     lines = [
@@ -320,30 +406,91 @@ def render(
         f"- Machine: {platform.machine()}, nproc {os.cpu_count()}, {platform.platform()}",
         f"- Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
         f"aiocouch {getattr(aiocouch, '__version__', '4.0.1')}, "
-        f"tor_async_couchdb {getattr(tac, '__version__', '?')}",
+        f"tor_async_couchdb {getattr(tac, '__version__', '?')}, code: {code} at the start",
         "- Server: embedded pouchdb-server (DevServer, in memory), a separate process whose CPU "
         "is not counted.",
         f"- {rounds} interleaved rounds (each operation: every client in turn, the order rotated "
         f"each round), scale {scale}: iterations per client per round "
         + ", ".join(f"{op} {max(1, round(n * scale))}" for op, n in ITERATIONS.items())
+        + "; model/core ops (ours only) "
+        + ", ".join(f"{op} {max(1, round(n * scale))}" for op, n in models.ITERATIONS.items())
         + "; operations sequential; CPU = `time.process_time()` of this process per op, "
         "median of rounds; ops/s = wall clock, median of rounds.",
         f"- Floor = `{FLOOR}` (minimal asyncio HTTP/1.1 keep-alive client, orjson).",
         f"- Sockets opened per client over the whole run (warm-up included): {socket_line}.",
+        f"- Load average (1, 5, 15 min) on {os.cpu_count()} CPUs: {load}.",
         "",
     ]
-    body = [*header, *lines, "", "## Targets (ours)", "", *verdicts, "", NOTES]
+    model_lines, model_verdicts = render_models(model_results)
+    body = [
+        *header,
+        *lines,
+        "",
+        "## Targets (ours)",
+        "",
+        *verdicts,
+        "",
+        "## Model layer vs core (issue 4, ours only)",
+        "",
+        *model_lines,
+        "",
+        *model_verdicts,
+        "",
+        MODEL_NOTES,
+        "",
+        NOTES,
+    ]
+    verdicts += model_verdicts
     return "\n".join(body), verdicts
 
 
+def _code_version() -> str:
+    """The commit measured, and whether src/ had uncommitted changes when the run started."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            check=False,
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "src"],
+            check=False,
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown (no git)"
+    return f"git {head or '?'}" + (" + uncommitted changes in src/" if dirty else " (src/ clean)")
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def main_async(args: argparse.Namespace, command: str) -> str:
+    load = _load()
+    code = _code_version()
     with DevServer(in_memory=True) as server:
         url, auth = server.url, server.auth
         started = time.perf_counter()
         await prepare(url, auth)
         print(f"prepared in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        results, sockets = await run_rounds(url, auth, args.rounds, args.scale)
-        report, _ = render(results, sockets, args.rounds, args.scale, command)
+        results, model_results, sockets = await run_rounds(url, auth, args.rounds, args.scale)
+        report, _ = render(
+            results,
+            model_results,
+            sockets,
+            rounds=args.rounds,
+            scale=args.scale,
+            command=command,
+            code=code,
+            load=f"before the run {load}; after the rounds {_load()} (the benchmark itself "
+            "keeps about 2 busy: this process and the server)",
+        )
         if args.profile:
             profile = await profile_ours(url, auth, gets=1000, creates=300, bulks=10)
             report += "\n## Where our client's CPU goes (cProfile)\n\n" + profile

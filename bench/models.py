@@ -1,0 +1,142 @@
+"""The model layer against the core (issue 4), for our client only.
+
+Each model operation is paired with the core call a user of the raw API would make for the same
+document shape: ``db.get(Item, id)`` vs ``get_doc(id)``, ``db.save(item)`` of a saved item (an
+update with its rev) vs ``put_doc(doc)`` with ``_rev``, ``db.save(item)`` of a new item (an id
+assigned) vs ``put_doc({"_id": new_id(), ...})``. The stored documents are ``Item.to_doc()``, so
+both sides read and write exactly the same JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import tor_async_couchdb as tac
+
+N_ITEMS = 200
+DB_NAME = "bench_ours_models"
+# Iterations per pair side per round, at --scale 1; (core op, model op) pairs.
+ITERATIONS = {
+    "core_get": 300,
+    "model_get": 300,
+    "core_update": 150,
+    "model_update": 150,
+    "core_create": 150,
+    "model_create": 150,
+}
+PAIRS = (
+    ("core_get", "model_get"),
+    ("core_update", "model_update"),
+    ("core_create", "model_create"),
+)
+LABELS = {
+    "core_get": "core `get_doc(id)`",
+    "model_get": "model `db.get(Item, id)`",
+    "core_update": "core `put_doc(doc)` (update, with `_rev`)",
+    "model_update": "model `db.save(item)` (update, with rev)",
+    "core_create": "core `put_doc(doc)` (create, `new_id()`)",
+    "model_create": "model `db.save(item)` (create, id assigned)",
+}
+PAIR_LABELS = {
+    "core_get": "get (1 doc by id)",
+    "core_update": "save/put, update (1 doc, with rev)",
+    "core_create": "save/put, create (1 doc, new id)",
+}
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+class Item(tac.Model, type_name="bench_item", version="1.0"):
+    """Six typed fields: a str, an enum, a Decimal, a tz-aware datetime, a list, an int."""
+
+    name: str
+    color: Color
+    price: Decimal
+    updated_on: datetime
+    tags: list[str]
+    count: int = 0
+
+
+def make_item(i: int, *, with_id: bool = True) -> Item:
+    return Item(
+        id=f"m{i:05d}" if with_id else None,
+        name=f"Item number {i}: lorem ipsum dolor sit amet, consectetur adipiscing elit",
+        color=list(Color)[i % 3],
+        price=Decimal(f"{i}.25"),
+        updated_on=datetime(2026, 11, 27, 12, 0, tzinfo=UTC) + timedelta(seconds=i),
+        tags=["alpha", "beta", "gamma", f"tag{i % 10}"],
+        count=i,
+    )
+
+
+def seed_docs() -> list[dict[str, Any]]:
+    """Model documents ``m...`` and identical core documents ``c...`` (same shape, same size)."""
+    docs = []
+    for i in range(N_ITEMS):
+        doc = make_item(i).to_doc()
+        docs += [doc, {**doc, "_id": f"c{i:05d}"}]
+    return docs
+
+
+class ModelWorkload:
+    """The paired operations, each as ``n`` sequential calls on one database handle."""
+
+    def __init__(self, db: tac.Database) -> None:
+        self.db = db
+        self.cursor = 0
+        self.items: list[Item] = []
+        self.docs: list[dict[str, Any]] = []
+        self.template = make_item(0, with_id=False)
+        self.template_doc = self.template.to_doc()
+
+    async def start(self) -> None:
+        """Read the current revisions (untimed)."""
+        self.items = [await self.db.get(Item, f"m{i:05d}") for i in range(N_ITEMS)]
+        self.docs = [await self.db.get_doc(f"c{i:05d}") for i in range(N_ITEMS)]
+
+    def _next(self) -> int:
+        self.cursor = (self.cursor + 7919) % N_ITEMS
+        return self.cursor
+
+    async def core_get(self, n: int) -> None:
+        for _ in range(n):
+            await self.db.get_doc(f"c{self._next():05d}")
+
+    async def model_get(self, n: int) -> None:
+        for _ in range(n):
+            await self.db.get(Item, f"m{self._next():05d}")
+
+    async def core_update(self, n: int) -> None:
+        docs = self.docs
+        for _ in range(n):
+            doc = docs[self._next()]
+            answer = await self.db.put_doc(doc)
+            doc["_rev"] = answer["rev"]
+
+    async def model_update(self, n: int) -> None:
+        items = self.items
+        for _ in range(n):
+            i = self._next()
+            items[i] = await self.db.save(items[i])
+
+    async def core_create(self, n: int) -> None:
+        template = self.template_doc
+        for _ in range(n):
+            await self.db.put_doc({"_id": tac.new_id(), **template})
+
+    async def model_create(self, n: int) -> None:
+        template = self.template
+        for _ in range(n):
+            await self.db.save(template)
+
+    def operation(self, name: str) -> Callable[[int], Awaitable[None]]:
+        method: Callable[[int], Awaitable[None]] = getattr(self, name)
+        return method
