@@ -323,8 +323,13 @@ class CouchDB:
     def _base_headers(
         self, body: bytes | None, extra: Sequence[tuple[str, str]]
     ) -> list[tuple[str, str]]:
-        headers = self._headers + list(extra)
-        if body is not None and not any(name == "Content-Type" for name, _ in extra):
+        if not extra:
+            return [*self._headers, _JSON] if body is not None else self._headers
+        # A caller's header replaces the client's own of that name (an attachment's Accept).
+        names = {name.lower() for name, _ in extra}
+        headers = [item for item in self._headers if item[0].lower() not in names]
+        headers += extra
+        if body is not None and "content-type" not in names:
             headers.append(_JSON)
         return headers
 

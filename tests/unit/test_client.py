@@ -410,3 +410,13 @@ async def test_turning_tls_verification_off_warns() -> None:
     with pytest.warns(tac.InsecureTLSWarning, match="verification is off"):
         client = tac.CouchDB("https://couch.example:6984", verify=False)
     await client.aclose()
+
+
+async def test_a_callers_header_replaces_the_clients_own() -> None:
+    client, transport = _client(lambda request: Response(200, {"content-type": "image/png"}, b"P"))
+    async with client:
+        data, kind = await client.database("db").get_attachment("doc", "logo.png")
+    assert (data, kind) == (b"P", "image/png")
+    headers = [name.lower() for name, _ in transport.requests[0].headers]
+    assert headers.count("accept") == 1
+    assert transport.requests[0].header("accept") == "*/*"
