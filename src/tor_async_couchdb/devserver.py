@@ -53,6 +53,8 @@ _PATCHED_FILES = (
 )
 _INSTALL_HINT = "run ./scripts/setup (or: npm ci --prefix devserver) in the repository"
 _PORT_ATTEMPTS = 5
+_WORKDIR_PREFIX = "tac-devserver-"
+_OWNER_FILE = "owner.pid"
 
 
 class DevServerError(CouchError, RuntimeError):
@@ -95,6 +97,32 @@ def _locate(server_dir: Path) -> _Installation:
                 f"{_INSTALL_HINT}"
             )
     return _Installation(node=node, script=script)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, someone else's
+    return True
+
+
+def _sweep_abandoned_workdirs() -> None:
+    """Delete the folders of servers whose Python process died without stopping them.
+
+    A process killed outright (SIGKILL, a CI time-out) cannot clean up; the kernel ends its
+    servers (see :func:`_death_signal_setter`) but their folders stay. The next start removes
+    them, and only them: a folder whose owner still runs is left alone.
+    """
+    for folder in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            owner = int((folder / _OWNER_FILE).read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue  # not ours to judge (or being created right now)
+        if not _process_alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -205,7 +233,9 @@ class DevServer:
         if self._process is not None:
             raise DevServerError("the server is already running")
         installation = _locate(self.server_dir)
-        self._workdir = Path(tempfile.mkdtemp(prefix="tac-devserver-"))
+        _sweep_abandoned_workdirs()
+        self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
+        (self._workdir / _OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
         try:
             self._start_on_some_port(installation)
         except BaseException:

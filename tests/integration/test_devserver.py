@@ -297,3 +297,31 @@ def fake_installation(root: Path, script: str, *, patched: bool = True) -> Path:
     binary.parent.mkdir(parents=True, exist_ok=True)
     binary.write_text(script)
     return root
+
+
+def test_folders_of_runs_killed_outright_are_swept_at_the_next_start(tmp_path: Path) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(
+        textwrap.dedent("""
+        import os, sys
+        from tor_async_couchdb.devserver import DevServer
+        server = DevServer(in_memory=True)
+        server.start_sync()
+        print(server.workdir, server.pid, flush=True)
+        os.kill(os.getpid(), 9)  # no clean-up can run
+        """)
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    workdir, pid = result.stdout.split()
+    assert result.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 5
+    while process_exists(int(pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_exists(int(pid))  # the kernel ended the orphaned server
+    assert Path(workdir).exists()
+    with DevServer(in_memory=True) as server:
+        assert server.workdir is not None
+        assert server.workdir.exists()
+        assert not Path(workdir).exists()
