@@ -235,17 +235,26 @@ def _checked_doc(instance: Model) -> tuple[dict[str, Any], Model]:
     keeps a bad value from being written, before any request.
     """
     model = type(instance)
-    values = {name: getattr(instance, name) for name in model.model_fields}
+    values = dict(instance.__dict__)
+    if values.keys() != model.__pydantic_fields__.keys():
+        # Not just the fields: a cached computed field, or some missing (model_construct).
+        values = {name: getattr(instance, name) for name in model.model_fields}
     if values["id"] is None:
         values["id"] = new_id()
     checked = model.model_validate(values)
     return checked.to_doc(), checked
 
 
-def _with_rev(instance: M, rev: str) -> M:
-    saved = instance.model_copy()
-    saved.rev = rev
-    return saved
+def _with_rev(checked: M, rev: str) -> M:
+    """``checked``, from :func:`_checked_doc`, given the rev its document was saved with.
+
+    ``checked`` is the store's own copy, just validated and never handed out before: setting
+    the rev on it directly (a revision string needs no validation) spares a copy and a
+    validated assignment on every save.
+    """
+    checked.__dict__["rev"] = rev
+    checked.__pydantic_fields_set__.add("rev")
+    return checked
 
 
 async def _apply(change: Change[M], current: M) -> M:
