@@ -346,12 +346,11 @@ class CouchDB:
         if retries >= policy.max_retries:
             return None
         if error is not None:
-            # A connection that never opened never carried the request, and a reused idle
-            # connection that broke before any answer byte was closed by the server as idle,
-            # before it read the request: any method may retry.
+            # A connection that never opened never carried the request: any method may retry.
+            # (A reused connection that broke before any answer byte, "stale", most likely was
+            # closed as idle before the request arrived, but the server may have read it: only
+            # requests that are safe to repeat are retried then.)
             if isinstance(error, ConnectError | ConnectTimeout):
-                return policy.delay(retries + 1)
-            if isinstance(error, ConnectionLost) and error.stale:
                 return policy.delay(retries + 1)
             if safe and isinstance(error, ConnectionLost | ReadTimeout):
                 return policy.delay(retries + 1)
@@ -722,10 +721,8 @@ def _replication_end(end: str | Mapping[str, Any]) -> str | dict[str, Any]:
 
 def _maybe_carried_out(error: TransportError | None, status: int | None) -> bool:
     """Whether a failed attempt may still have been carried out by the server."""
-    if isinstance(error, ConnectionLost):
-        return not error.stale
-    if isinstance(error, ReadTimeout):
-        return True
+    if isinstance(error, ConnectionLost | ReadTimeout):
+        return True  # the request was written: the server may have read and carried it out
     return status in (502, 504)  # a gateway lost the answer of a server that may have acted
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import math
 import re
 from collections.abc import Mapping
@@ -76,6 +78,11 @@ def _find_non_finite(value: Any) -> bool:
         return any(_find_non_finite(item) for item in value.values())
     if isinstance(value, list | tuple):
         return any(_find_non_finite(item) for item in value)
+    # orjson also writes dataclasses (field by field) and enums (by value) natively.
+    if isinstance(value, enum.Enum):
+        return _find_non_finite(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_find_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
     return False
 
 

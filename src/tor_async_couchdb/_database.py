@@ -283,17 +283,28 @@ class Database(ModelMethods):
     async def _saved_echo(self, doc_id: str, doc: Mapping[str, Any]) -> dict[str, Any] | None:
         """``{"ok", "id", "rev"}`` if the current revision of ``doc_id`` is exactly ``doc``
         written on top of the revision it names (so an earlier attempt of it was saved)."""
+        sent_rev = doc.get("_rev")
+        generation = int(str(sent_rev).split("-", 1)[0]) if sent_rev else 0
+        if doc.get("_deleted"):
+            return await self._deleted_echo(doc_id, generation)
         try:
             current = await self.get_doc(doc_id)
         except NotFound:
             return None
-        sent_rev = doc.get("_rev")
-        generation = int(str(sent_rev).split("-", 1)[0]) if sent_rev else 0
         rev = str(current.pop("_rev", ""))
         if not rev.startswith(f"{generation + 1}-"):
             return None
         expected = loads(dumps({k: v for k, v in doc.items() if k != "_rev"}), method="", url="")
         return {"ok": True, "id": doc_id, "rev": rev} if current == expected else None
+
+    async def _deleted_echo(self, doc_id: str, generation: int) -> dict[str, Any] | None:
+        # A deleted document answers 404 to GET; _all_docs still names its deleting revision.
+        async for row in self.all_docs(keys=[doc_id]):
+            value = row.get("value") or {}
+            rev = str(value.get("rev", ""))
+            if value.get("deleted") and rev.startswith(f"{generation + 1}-"):
+                return {"ok": True, "id": doc_id, "rev": rev}
+        return None
 
     async def post_doc(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /db``: create a document; the server picks the id if it has none. Not

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import math
 from collections import OrderedDict, defaultdict
 
@@ -48,6 +50,15 @@ def test_doc_path_encodes_every_reserved_character(doc_id: str, path: str) -> No
     assert doc_path(doc_id) == path
 
 
+@dataclasses.dataclass
+class _Point:
+    x: float
+
+
+class _Weird(enum.Enum):
+    NAN = math.nan
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -60,6 +71,8 @@ def test_doc_path_encodes_every_reserved_character(doc_id: str, path: str) -> No
         {"a": {"b": -math.inf}},
         {"a": OrderedDict(x=math.nan)},
         {"a": defaultdict(list, x=[math.inf])},
+        {"a": _Point(x=math.nan)},
+        {"a": _Weird.NAN},
     ],
 )
 def test_dumps_rejects_what_json_cannot_hold(value: object) -> None:
