@@ -618,6 +618,7 @@ class Database(ModelMethods):
         # ignores startkey_docid (pouchdb-server does), they are skipped with ``skip``: only
         # ever within one key, the one case key paging cannot express on such a server.
         seen_at_start = 0
+        run_first_id: Any = None  # the first row yielded of that key
         docid_ignored: bool | None = None if not reduced else False
         following: dict[str, Any] | None = None
         while remaining is None or remaining > 0:
@@ -629,8 +630,10 @@ class Database(ModelMethods):
                 query["skip"] = seen_at_start
             page = await self._page(target, query)
             if docid_ignored is None and seen_at_start and following is not None and page:
-                # The first page that can tell: does it start at the row asked for?
-                docid_ignored = page[0].get("id") != following.get("id")
+                # The first page that can tell. A server that ignores startkey_docid restarts
+                # at the key's first row, one already yielded; one that honours it starts at
+                # the row asked for, or after it if that row changed meanwhile.
+                docid_ignored = page[0].get("id") == run_first_id
                 if docid_ignored:
                     page = await self._page(target, {**query, "skip": seen_at_start})
             rows = page[:wanted]
@@ -642,15 +645,28 @@ class Database(ModelMethods):
                 return
             # The extra row is where the next page starts: by key and, for map rows, by id,
             # so rows sharing a key are neither skipped nor repeated.
-            following = page[wanted]
+            previous, following = following, page[wanted]
             key = following["key"]
+            if previous is not None and (previous["key"], previous.get("id")) == (
+                key,
+                following.get("id"),
+            ):
+                raise ProtocolError(
+                    "view paging made no progress (the server repeats the same page)",
+                    method="GET",
+                    url=self._couch._url_of(target),
+                )
             if docid_ignored is not False:
                 same = 0
                 for row in reversed(rows):
                     if row["key"] != key:
                         break
                     same += 1
-                seen_at_start = seen_at_start + same if same == len(rows) else same
+                if same == len(rows) and previous is not None and previous["key"] == key:
+                    seen_at_start += same  # the key's rows go on from an earlier page
+                else:
+                    seen_at_start = same
+                    run_first_id = rows[len(rows) - same]["id"] if same else None
             params = dict(params)
             if "key" in params:
                 # An exact-key query becomes the range [key, key] so paging can move through it.
