@@ -113,6 +113,10 @@ _VERSION_RE: Final = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 _TYPE_RE: Final = re.compile(r"(?P<name>[a-z][a-z0-9_]*)_v(?P<major>[0-9]+)\.(?P<minor>[0-9]+)")
 _INDEX_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BASE_FIELDS: Final = frozenset({"id", "rev", "tombstone"})
+# How pydantic's serializer reports a value that does not fit its field (warnings="error").
+_UNEXPECTED_VALUE: Final = re.compile(
+    r"Expected `(?P<expected>[^`]*)`[^\n]*?field_name='(?P<field>[^']*)'"
+)
 # The base fields become _id, _rev and an optional tombstone, not plain document keys. (A set,
 # not a frozenset, because that is what pydantic's exclude takes; never changed.)
 _DUMP_EXCLUDE: Final[set[str]] = set(_BASE_FIELDS)
@@ -299,7 +303,8 @@ def _naive_datetime_at(value: object) -> str | None:
     elif isinstance(value, list | tuple | set | frozenset):
         items = enumerate(value)
     elif isinstance(value, BaseModel):
-        items = value.__dict__.items()
+        extra = value.__pydantic_extra__  # a model with extra="allow" keeps them apart
+        items = [*value.__dict__.items(), *extra.items()] if extra else value.__dict__.items()
     elif isinstance(value, Mapping):
         items = value.items()
     else:
@@ -356,6 +361,11 @@ def _with_utc_datetimes(python: object, json: Any) -> Any:
         else:
             for p_value, j_key in zip(python.values(), list(json), strict=True):
                 json[j_key] = _with_utc_datetimes(p_value, json[j_key])
+    elif isinstance(python, set | frozenset) and isinstance(json, list):
+        # A set's order means nothing, so pairing its values with the dumped list's is not
+        # possible: rewrite a set of datetimes whole, from its values.
+        if python and all(isinstance(value, datetime) for value in python):
+            return sorted(_format_utc(value) for value in python)
     elif isinstance(python, list | tuple) and isinstance(json, list) and len(python) == len(json):
         for i, p_value in enumerate(python):
             if type(p_value) not in _SCALARS:
@@ -550,7 +560,10 @@ class Model(BaseModel):
         copied = super().model_copy(deep=deep)
         if not update:
             return copied
-        return type(self)(**{**copied.__dict__, **update})
+        # The fields only: __dict__ also holds cached computed fields once they were read.
+        values = copied.__dict__
+        fields = {name: values[name] for name in type(self).model_fields if name in values}
+        return type(self)(**{**fields, **update})
 
     def to_doc(self) -> dict[str, Any]:
         """Return the JSON-ready document: ``_id``/``_rev`` when set, the current ``type``,
@@ -575,7 +588,11 @@ class Model(BaseModel):
         serializer = self.__pydantic_serializer__
         datetimes = type(self).__couch_datetimes__
         try:
-            json: dict[str, Any] = serializer.to_python(self, mode="json", exclude=_DUMP_EXCLUDE)
+            # warnings="error": a value that does not fit its field (a nested model changed in
+            # place, or built with model_construct) fails here instead of being written.
+            json: dict[str, Any] = serializer.to_python(
+                self, mode="json", exclude=_DUMP_EXCLUDE, warnings="error"
+            )
             if datetimes is None:
                 python = serializer.to_python(self, exclude=_DUMP_EXCLUDE)
                 fields: dict[str, Any] = _with_utc_datetimes(python, json)
@@ -588,6 +605,20 @@ class Model(BaseModel):
                 for name, value in serializer.to_python(self, include=datetimes.dumped).items():
                     json[name] = _with_utc_datetimes(value, json[name])
         except PydanticSerializationError as exc:
+            unfit = tuple(
+                (found["field"], f"expected {found['expected']}")
+                for found in _UNEXPECTED_VALUE.finditer(str(exc))
+            )
+            if unfit:
+                name = type(self).__qualname__
+                raise ModelValidationError(
+                    f"invalid {name}: "
+                    + "; ".join(f"{path}: {message}" for path, message in unfit)
+                    + " (changed in place, or built without validation)",
+                    model=name,
+                    doc_id=self.id,
+                    errors=unfit,
+                ) from exc
             raise NotJSONError(f"{type(self).__qualname__} {self.id!r}: {exc}") from exc
         return json
 
@@ -825,6 +856,8 @@ def _model_may_hold_datetime(model: type[BaseModel], seen: set[type[BaseModel]])
     decorators = model.__pydantic_decorators__
     if decorators.model_serializers or decorators.field_serializers or model.model_computed_fields:
         return True
+    if model.model_config.get("extra") == "allow":
+        return True  # its extra values can be anything, datetimes included
     return any(
         not _harmless(field.metadata) or _may_hold_datetime(field.annotation, seen)
         for field in model.model_fields.values()

@@ -238,7 +238,13 @@ def _checked_doc(instance: Model) -> tuple[dict[str, Any], Model]:
     values = dict(instance.__dict__)
     if values.keys() != model.__pydantic_fields__.keys():
         # Not just the fields: a cached computed field, or some missing (model_construct).
-        values = {name: getattr(instance, name) for name in model.model_fields}
+        # (A field missing from a model_construct is left out: validation then names it.)
+        values = {
+            name: instance.__dict__[name]
+            for name in model.model_fields
+            if name in instance.__dict__
+        }
+        values.setdefault("id", None)
     if values["id"] is None:
         values["id"] = new_id()
     checked = model.model_validate(values)

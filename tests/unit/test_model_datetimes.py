@@ -18,6 +18,7 @@ import pytest
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ConfigDict,
     Field,
     PlainSerializer,
     computed_field,
@@ -203,3 +204,30 @@ def test_from_doc_skips_type_and_computed_fields() -> None:
     doc = model.to_doc()
     assert doc["day_after"] == "2026-11-28T10:36:01.000000Z"
     assert Computed.from_doc(doc) == model
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _WithExtras(Model, type_name="with_extras", version="1.0"):
+    loose: _Loose
+    moments: frozenset[datetime] = frozenset()
+
+
+def test_datetimes_in_extras_and_sets_are_stored_in_the_fixed_utc_form() -> None:
+    plus_one = timezone(timedelta(hours=1))
+    model = _WithExtras(
+        loose=_Loose.model_validate({"when": datetime(2026, 1, 1, 12, tzinfo=plus_one)}),
+        moments=frozenset(
+            {datetime(2026, 1, 1, 12, tzinfo=plus_one), datetime(2026, 1, 2, tzinfo=UTC)}
+        ),
+    )
+    doc = model.to_doc()
+    assert doc["loose"] == {"when": "2026-01-01T11:00:00.000000Z"}
+    assert doc["moments"] == ["2026-01-01T11:00:00.000000Z", "2026-01-02T00:00:00.000000Z"]
+
+
+def test_a_naive_datetime_in_a_nested_models_extras_is_refused() -> None:
+    with pytest.raises(ModelValidationError, match="when has no timezone"):
+        _WithExtras(loose=_Loose.model_validate({"when": datetime(2026, 1, 1, 12)}))

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 import pytest
-from pydantic import Field, computed_field
+from pydantic import BaseModel, Field, computed_field
 
 import tor_async_couchdb as tac
 from tor_async_couchdb._store import _checked_doc, _with_rev
+from tor_async_couchdb._transport import MockRequest, MockTransport, Response
 
 
 class Note(tac.Model, type_name="note", version="1.0"):
@@ -61,3 +62,41 @@ def test_with_rev_sets_the_rev_of_the_checked_model() -> None:
     assert "rev" in saved.model_fields_set
     assert saved.to_doc()["_rev"] == "1-abc"
     assert saved == Note(id="n", rev="1-abc", text="a")
+
+
+class Inner(BaseModel):
+    n: int
+
+
+class Holder(tac.Model, type_name="holder", version="1.0"):
+    inner: Inner
+
+
+async def test_a_nested_model_changed_in_place_is_refused_before_any_request() -> None:
+    sent: list[MockRequest] = []
+
+    def server(request: MockRequest) -> Response:
+        sent.append(request)
+        return Response(201, {}, b'{"ok":true,"id":"h","rev":"1-a"}')
+
+    holder = Holder(id="h", inner=Inner(n=1))
+    holder.inner.n = "not a number"  # type: ignore[assignment]
+    async with tac.CouchDB("http://h:1", transport=MockTransport(server)) as couch:
+        with pytest.raises(tac.ModelValidationError, match="expected int") as caught:
+            await couch.database("d").save(holder)
+    assert caught.value.fields == ("n",)
+    assert sent == []
+    holder.inner = Inner.model_construct(n="also not")
+    with pytest.raises(tac.ModelValidationError):
+        holder.to_doc()
+
+
+def test_model_copy_after_a_cached_computed_field_was_read() -> None:
+    cached = Cached(text="abc")
+    assert cached.length == 3
+    assert cached.model_copy(update={"text": "abcd"}).length == 4
+
+
+def test_a_constructed_model_missing_a_required_field_is_a_validation_error() -> None:
+    with pytest.raises(tac.ModelValidationError, match="text"):
+        _checked_doc(Note.model_construct(tags=["a"]))
