@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, Literal, TypeVar, cast
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -166,7 +166,12 @@ def _field_adapter(model: type[Model], field: str) -> TypeAdapter[Any]:
     info = model.model_fields.get(field)
     if info is None or field in _BASE_FIELDS:
         raise InvalidInputError(f"{model.__qualname__} has no field {field!r}")
-    return TypeAdapter(info.annotation if info.annotation is not None else Any)
+    annotation: Any = info.annotation if info.annotation is not None else Any
+    if info.metadata:
+        # The field's metadata too (Annotated validators, constraints, serializers), as the
+        # model itself validates and dumps it.
+        annotation = Annotated[(annotation, *info.metadata)]
+    return TypeAdapter(annotation)
 
 
 def stored_value(model: type[Model], field: str, value: Any) -> Any:
@@ -185,9 +190,29 @@ def stored_value(model: type[Model], field: str, value: Any) -> Any:
         raise InvalidInputError(f"not a value of {where}: {message}") from exc
     if _naive_datetime_path(python, "") is not None:
         raise InvalidInputError(f"{where}: a datetime needs a timezone, e.g. datetime.now(UTC)")
+    # Dumped by the model's own serializer, so field serializers apply as in to_doc.
+    holder = model.model_construct(**{field: python})
+    serializer = model.__pydantic_serializer__
+    include = {field}
     return _with_utc_datetimes(
-        adapter.dump_python(python, mode="python"), adapter.dump_python(python, mode="json")
+        serializer.to_python(holder, include=include)[field],
+        serializer.to_python(holder, mode="json", include=include)[field],
     )
+
+
+def _under(bound: Any, partial: Any, lead: int, index: Index) -> bool:
+    """Whether range bound ``bound`` lies among the rows under bound ``partial`` of a compound
+    ``index`` (after ``lead`` prefix values), ``partial`` having fewer values than the index."""
+    if len(index.fields) < 2:
+        return False
+    start = partial if isinstance(partial, tuple) else (partial,)
+    end = bound if isinstance(bound, tuple) else (bound,)
+    return lead + len(start) < len(index.fields) and end[: len(start)] == start
+
+
+async def _no_models() -> AsyncIterator[Any]:
+    return
+    yield  # an async generator that yields nothing
 
 
 def _index_key(model: type[Model], index: Index, values: Sequence[Any]) -> Any:
@@ -557,6 +582,10 @@ class ModelMethods:
             params["endkey"] = high_open
         else:
             params["endkey"], _ = key(end, past_its_rows=descending != inclusive_end)
+            if start is not None and not inclusive_start and _under(end, start, len(lead), found):
+                # The start leaves out every row under it, the end lies among them: nothing
+                # is in between (and CouchDB refuses a range whose start is past its end).
+                return _no_models()
         for name in ("startkey", "endkey"):
             if params[name] is _UNBOUNDED:
                 del params[name]

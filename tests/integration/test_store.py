@@ -475,3 +475,14 @@ async def test_update_honours_the_deadline(store: tac.Database) -> None:
     with pytest.raises(tac.Conflict):
         await store.update(Fruit, saved.id or "", overtaken, retry=retry)
     assert 2 <= calls <= 7  # 0.3 s of 0.05 s waits, not 1000 attempts
+
+
+async def test_query_range_whose_exclusive_partial_start_passes_its_end_is_empty(
+    store: tac.Database, orchard: list[Fruit]
+) -> None:
+    index = "fruit_id_updated_on"
+    empty = store.query_range(Fruit, index, start=("f2",), end=("f2",), inclusive_start=False)
+    assert await collect(empty) == []
+    within = (orchard[5].fruit_id, orchard[5].updated_on)
+    inside = store.query_range(Fruit, index, start=("f2",), end=within, inclusive_start=False)
+    assert await collect(inside) == []

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, PlainSerializer, field_serializer
 
 import tor_async_couchdb as tac
 
@@ -100,3 +100,20 @@ def test_save_result() -> None:
 def test_migration_progress_is_a_value() -> None:
     assert tac.MigrationProgress() == tac.MigrationProgress(0, 0, 0, None, False)
     assert tac.MigrationProgress(seen=2).seen == 2
+
+
+class _Shaped(tac.Model, type_name="shaped", version="1.0"):
+    email: Annotated[str, AfterValidator(str.lower), tac.Indexed()]
+    code: Annotated[int, PlainSerializer(lambda v: f"{v:06d}", return_type=str), tac.Indexed()]
+    name: Annotated[str, tac.Indexed()] = ""
+
+    @field_serializer("name")
+    def _shout(self, value: str) -> str:
+        return value.upper()
+
+
+def test_stored_value_applies_the_fields_validators_and_serializers() -> None:
+    doc = _Shaped(email="A@X.org", code=42, name="bob").to_doc()
+    assert tac.stored_value(_Shaped, "email", "A@X.ORG") == doc["email"] == "a@x.org"
+    assert tac.stored_value(_Shaped, "code", 42) == doc["code"] == "000042"
+    assert tac.stored_value(_Shaped, "name", "bob") == doc["name"] == "BOB"
