@@ -177,7 +177,9 @@ def _field_adapter(model: type[Model], field: str) -> TypeAdapter[Any]:
 def stored_value(model: type[Model], field: str, value: Any) -> Any:
     """Return ``value`` of ``model.field`` in the JSON form :meth:`Model.to_doc` stores it.
 
-    This is how keys of view queries are built; use it for Mango selectors too. Raises
+    This is how keys of view queries are built; use it for Mango selectors too. The field's
+    type, ``Annotated`` validators and serializers apply (``@field_validator`` methods of the
+    model do not: they need a whole model). Raises
     :class:`InvalidInputError` for an unknown field or a value the field does not accept
     (including a naive datetime).
     """
