@@ -38,6 +38,7 @@ from ._exceptions import (
     TooManyRequests,
     TransportError,
     Unauthorized,
+    UnknownIndexError,
     UnsupportedMediaType,
     WrongTypeError,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
+    "UnknownIndexError",
     "UnsupportedMediaType",
     "UpgradeStep",
     "WrongTypeError",

@@ -6,6 +6,8 @@ import base64
 import random
 from dataclasses import dataclass, field
 
+from ._exceptions import InvalidInputError
+
 __all__ = ["DEFAULT_PAGE_SIZE", "BasicAuth", "BearerAuth", "RetryPolicy", "SessionAuth"]
 
 # Rows (or documents) per request of the paging iterators: large enough to amortise a request,
@@ -70,9 +72,9 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
+            raise InvalidInputError("max_retries must be 0 or more")
         if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("backoff values must be 0 or more")
+            raise InvalidInputError("backoff values must be 0 or more")
 
     @classmethod
     def disabled(cls) -> RetryPolicy:

@@ -28,6 +28,7 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     ├── InvalidInputError         rejected before any request (also a builtin ValueError)
     │   ├── InvalidNameError      a database or document name CouchDB would reject
     │   ├── NotJSONError          a value that cannot be encoded as JSON
+    │   ├── UnknownIndexError     a model has no index of that name (also a KeyError)
     │   ├── ModelValidationError  a model's values (or a stored document's) fail its field types
     │   └── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
     ├── ClientClosedError         the client was used after ``aclose()``
@@ -69,6 +70,7 @@ __all__ = [
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
+    "UnknownIndexError",
     "UnsupportedMediaType",
     "WrongTypeError",
     "status_error",
@@ -230,6 +232,10 @@ class InvalidInputError(CouchError, ValueError):
 
 class InvalidNameError(InvalidInputError):
     """A database, document or design-document name that CouchDB would reject."""
+
+
+class UnknownIndexError(InvalidInputError, KeyError):
+    """A model has no index (view) of that name. Also a builtin :class:`KeyError`."""
 
 
 class NotJSONError(InvalidInputError):

@@ -86,6 +86,7 @@ from ._exceptions import (
     ModelDefinitionError,
     ModelValidationError,
     NotJSONError,
+    UnknownIndexError,
     WrongTypeError,
 )
 from ._ids import check_doc_id
@@ -206,11 +207,12 @@ class ModelInfo:
         return (self.all_view, *(index.view_name for index in self.indexes))
 
     def index(self, name: str) -> Index:
-        """Return the index called ``name``. Raises :class:`KeyError` if there is none."""
+        """Return the index called ``name``. Raises :class:`UnknownIndexError` (a
+        :class:`KeyError`) if there is none."""
         for index in self.indexes:
             if index.name == name:
                 return index
-        raise KeyError(f"{self.type_name} has no index {name!r}")
+        raise UnknownIndexError(f"{self.type_name} has no index {name!r}")
 
     def index_for_fields(self, *fields: str) -> Index | None:
         """Return the index whose key is exactly ``fields``, in that order, if there is one."""

@@ -92,11 +92,11 @@ class ConflictRetry:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
+            raise InvalidInputError("attempts must be at least 1")
         if self.backoff < 0 or self.max_backoff < 0:
-            raise ValueError("backoff values must be 0 or more")
+            raise InvalidInputError("backoff values must be 0 or more")
         if self.deadline is not None and self.deadline <= 0:
-            raise ValueError("deadline must be positive (seconds)")
+            raise InvalidInputError("deadline must be positive (seconds)")
 
     @classmethod
     def immediate(cls, attempts: int) -> ConflictRetry:

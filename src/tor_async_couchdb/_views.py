@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Final
 
+from ._exceptions import UnknownIndexError
 from ._model import Index, Model, ModelInfo, ModelSet
 
 __all__ = [
@@ -80,7 +81,7 @@ def map_function(info: ModelInfo, index: Index | None = None) -> str:
 def _find_index(model: type[Model], index: Index | str | None) -> Index | None:
     if index is None or isinstance(index, Index):
         if index is not None and index not in model.couch_info().indexes:
-            raise KeyError(f"{model.__qualname__} has no index {index.name!r}")
+            raise UnknownIndexError(f"{model.__qualname__} has no index {index.name!r}")
         return index
     return model.couch_info().index(index)
 
@@ -89,7 +90,7 @@ def view_location(model: type[Model], index: Index | str | None = None) -> tuple
     """Return ``(design document id, view name)`` of a model's index (by name or
     :class:`Index`), or of its ``_all`` view if ``index`` is ``None``.
 
-    Raises :class:`KeyError` for an index the model does not have and
+    Raises :class:`UnknownIndexError` (a :class:`KeyError`) for an index the model does not have and
     :class:`ModelDefinitionError` for an abstract model.
     """
     found = _find_index(model, index)

@@ -107,7 +107,7 @@ def test_backoff_is_capped_exponential_with_full_jitter() -> None:
         delays = [policy.delay(retry) for _ in range(200)]
         assert all(0 <= delay <= ceiling for delay in delays)
         assert max(delays) > ceiling / 2  # jitter spreads, not a constant
-    with pytest.raises(ValueError, match="max_retries"):
+    with pytest.raises(tac.InvalidInputError, match="max_retries"):
         tac.RetryPolicy(max_retries=-1)
 
 

@@ -14,6 +14,7 @@ from tor_async_couchdb._exceptions import (
     InvalidInputError,
     ModelDefinitionError,
     ModelValidationError,
+    UnknownIndexError,
     WrongTypeError,
 )
 from tor_async_couchdb._model import FieldMarker, Index, Indexed, Model, format_type, parse_type
@@ -89,7 +90,7 @@ def test_indexes_come_from_markers_and_the_indexes_keyword() -> None:
     assert info.index("colour").fields == ("color",)
     assert info.index_for_fields("fruit_id", "updated_on") == info.indexes[2]
     assert info.index_for_fields("updated_on") is None
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownIndexError):
         info.index("color")
 
 

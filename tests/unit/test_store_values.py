@@ -37,7 +37,7 @@ def test_conflict_retry_defaults_and_checks() -> None:
     assert policy.jitter
     assert policy.deadline is None
     for bad in ({"attempts": 0}, {"backoff": -1}, {"max_backoff": -1}, {"deadline": 0}):
-        with pytest.raises(ValueError, match="must"):
+        with pytest.raises(tac.InvalidInputError, match="must"):
             tac.ConflictRetry(**bad)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         policy.attempts = 3  # type: ignore[misc]

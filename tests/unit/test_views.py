@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import pytest
 
-from tor_async_couchdb._exceptions import ModelDefinitionError
+from tor_async_couchdb._exceptions import ModelDefinitionError, UnknownIndexError
 from tor_async_couchdb._model import Index, Indexed, Model, ModelSet
 from tor_async_couchdb._views import design_doc, design_docs, map_function, view_location
 
@@ -78,9 +78,9 @@ def test_view_location() -> None:
 
 
 def test_view_location_of_an_unknown_index() -> None:
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownIndexError):
         view_location(Fruit, "size")
-    with pytest.raises(KeyError):
+    with pytest.raises(UnknownIndexError):
         view_location(Fruit, Index("size", ("size",), "fruit_by_size"))
 
 

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from .._exceptions import InvalidInputError
+
 __all__ = ["Limits", "Response", "StreamResponse", "Timeouts", "Transport"]
 
 
@@ -42,9 +44,9 @@ class Limits:
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
+            raise InvalidInputError("max_connections must be at least 1")
         if self.keepalive_expiry <= 0:
-            raise ValueError("keepalive_expiry must be positive")
+            raise InvalidInputError("keepalive_expiry must be positive")
 
 
 @dataclass(frozen=True, slots=True)

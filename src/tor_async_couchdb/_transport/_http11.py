@@ -111,9 +111,9 @@ class HTTP11Transport(Transport):
         limits: Limits = Limits(),  # noqa: B008 - frozen value object
     ) -> None:
         if scheme not in ("http", "https"):
-            raise ValueError(f"scheme must be 'http' or 'https', not {scheme!r}")
+            raise InvalidInputError(f"scheme must be 'http' or 'https', not {scheme!r}")
         if ssl is not None and scheme == "http":
-            raise ValueError("an SSL context was given for an http:// origin")
+            raise InvalidInputError("an SSL context was given for an http:// origin")
         self._scheme = scheme
         self._host = host
         self._port = port
