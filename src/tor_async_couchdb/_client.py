@@ -383,6 +383,7 @@ class CouchDB:
         retries: int,
         error: BaseException | None,
     ) -> None:
+        duration = time.perf_counter() - started  # one measure for the log and the hook
         if error is not None or status is None:
             level = logging.WARNING
         elif status < 400:
@@ -400,7 +401,7 @@ class CouchDB:
                 method,
                 self._origin + target,
                 status if status is not None else type(error).__name__,
-                (time.perf_counter() - started) * 1000,
+                duration * 1000,
                 retries,
             )
         if self._on_request is not None:
@@ -408,7 +409,7 @@ class CouchDB:
                 method=method,
                 url=self._origin + target,
                 status=status,
-                duration=time.perf_counter() - started,
+                duration=duration,
                 retries=retries,
                 error=error,
             )

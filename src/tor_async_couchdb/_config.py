@@ -8,11 +8,25 @@ from dataclasses import dataclass, field
 
 from ._exceptions import InvalidInputError
 
-__all__ = ["DEFAULT_PAGE_SIZE", "BasicAuth", "BearerAuth", "RetryPolicy", "SessionAuth"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "BasicAuth",
+    "BearerAuth",
+    "RetryPolicy",
+    "SessionAuth",
+    "backoff_delay",
+]
 
 # Rows (or documents) per request of the paging iterators: large enough to amortise a request,
 # small enough that a page of ~1 KB documents stays around a megabyte.
 DEFAULT_PAGE_SIZE = 1000
+
+
+def backoff_delay(retry: int, backoff: float, max_backoff: float, *, jitter: bool) -> float:
+    """Seconds before retry number ``retry`` (1-based): ``backoff * 2**(retry-1)``, at most
+    ``max_backoff``; with ``jitter``, a uniform draw up to that ("full jitter")."""
+    ceiling = min(max_backoff, backoff * (2 ** (retry - 1)))
+    return random.uniform(0, ceiling) if jitter else ceiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +101,7 @@ class RetryPolicy:
         Full jitter (a uniform draw up to the capped exponential) spreads the retries of many
         clients that failed at once; a server's ``Retry-After`` wins when it is longer.
         """
-        ceiling = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
-        delay = random.uniform(0, ceiling)
+        delay = backoff_delay(retry, self.backoff, self.max_backoff, jitter=True)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_retry_after))
         return delay

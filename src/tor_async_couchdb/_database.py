@@ -426,13 +426,9 @@ class Database(ModelMethods):
 
     def _match_replicated(self, ids: list[str | None], answer: Any) -> list[BulkResult]:
         # With new_edits=false CouchDB lists only the documents that failed.
-        if not isinstance(answer, list):
-            raise ProtocolError(
-                "a _bulk_docs answer must be a list",
-                method="POST",
-                url=self._couch._url_of(self._base + "/_bulk_docs"),
-            )
         url = self._couch._url_of(self._base + "/_bulk_docs")
+        if not isinstance(answer, list):
+            raise ProtocolError("a _bulk_docs answer must be a list", method="POST", url=url)
         failed = {result.id: result for result in (_bulk_result(item, url) for item in answer)}
         return [failed.get(str(doc_id), BulkResult(str(doc_id), None)) for doc_id in ids]
 
@@ -564,7 +560,8 @@ class Database(ModelMethods):
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> AsyncIterator[dict[str, Any]]:
         """The rows of a view, paged by key (``startkey`` + ``startkey_docid`` of the next
-        row, never ``skip``), holding at most one page of ``page_size`` rows.
+        row), holding at most one page of ``page_size`` rows. (``skip`` is used only within one
+        key, on servers that ignore ``startkey_docid``.)
 
         ``reduce``/``group``/``group_level`` read a reduce view's grouped rows. ``update``
         is CouchDB 3's ``update`` parameter (``"false"`` reads a stale index fast).
@@ -704,15 +701,13 @@ class Database(ModelMethods):
         self, target: str, params: Mapping[str, Any], body: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         full = target + query_string(params)
-        if body is None:
-            answer = await self._couch._json("GET", full)
-        else:
-            answer = await self._couch._json("POST", full, dumps(body, what="keys"), safe=True)
+        method = "GET" if body is None else "POST"
+        encoded = None if body is None else dumps(body, what="keys")
+        answer = await self._couch._json(method, full, encoded, safe=True)
         rows = answer.get("rows") if isinstance(answer, dict) else None
         if not isinstance(rows, list):
-            raise ProtocolError(
-                "a view answer must hold a 'rows' list", method="GET", url=self._couch._url_of(full)
-            )
+            url = self._couch._url_of(full)
+            raise ProtocolError("a view answer must hold a 'rows' list", method=method, url=url)
         return rows
 
     # -- Mango -------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, Literal, TypeV
 
 from pydantic import TypeAdapter, ValidationError
 
-from ._config import DEFAULT_PAGE_SIZE
+from ._config import DEFAULT_PAGE_SIZE, backoff_delay
 from ._exceptions import Conflict, HTTPStatusError, InvalidInputError, NotFound
 from ._ids import new_id
 from ._model import (
@@ -110,8 +109,7 @@ class ConflictRetry:
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
-        ceiling = min(self.max_backoff, self.backoff * (2 ** (retry - 1)))
-        return random.uniform(0, ceiling) if self.jitter else ceiling
+        return backoff_delay(retry, self.backoff, self.max_backoff, jitter=self.jitter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +252,9 @@ def _view_of(model: type[Model], index: Index | None = None) -> tuple[str, str]:
     return design.removeprefix("_design/"), view
 
 
-def _checked_doc(instance: Model) -> tuple[dict[str, Any], Model]:
-    """The model validated again (given an id if it has none), and its document.
+def _checked_doc(instance: Model, **overrides: str | None) -> tuple[dict[str, Any], Model]:
+    """The model validated again (given an id if it has none), and its document;
+    ``overrides`` replace field values first (``id`` and ``rev`` for an update).
 
     Models are validated when built and on assignment, but ``model_construct`` and in-place
     changes of mutable values (``fruit.tags.append(3)``) skip that: validating once more here
@@ -272,6 +271,7 @@ def _checked_doc(instance: Model) -> tuple[dict[str, Any], Model]:
             if name in instance.__dict__
         }
         values.setdefault("id", None)
+    values.update(overrides)
     if values["id"] is None:
         values["id"] = new_id()
     checked = model.model_validate(values)
@@ -353,7 +353,10 @@ class ModelMethods:
         :class:`ModelValidationError`, :class:`NotJSONError` (nothing written) and
         :class:`Conflict` if the rev is not the latest (or the id exists and no rev is given).
         """
-        doc, checked = _checked_doc(model)
+        return await self._save_as(model)
+
+    async def _save_as(self, model: M, **overrides: str | None) -> M:
+        doc, checked = _checked_doc(model, **overrides)
         answer = await self._raw.put_doc(doc)
         return _with_rev(cast("M", checked), str(answer["rev"]))
 
@@ -460,9 +463,8 @@ class ModelMethods:
             current = await self.get(model, doc_id)
             changed = await _apply(change, current)
             try:
-                return await self.save(
-                    changed.model_copy(update={"id": doc_id, "rev": current.rev})
-                )
+                # The id and rev are the read document's; saving validates the whole model.
+                return await self._save_as(changed, id=doc_id, rev=current.rev)
             except Conflict as exc:
                 if not await attempts.another():
                     raise _exhausted(exc, policy) from None

@@ -436,13 +436,15 @@ async def test_connect_timeout() -> None:
 # -- timeouts and cancellation -------------------------------------------------------------
 
 
-async def test_read_timeout_closes_the_connection() -> None:
-    async def handler(request: ServerRequest, conn: ServerConnection) -> None:
-        if request.target == "/hang":
-            await asyncio.Event().wait()
-        await conn.send(200, b"ok")
+async def hang_or_ok(request: ServerRequest, conn: ServerConnection) -> None:
+    """Never answer ``/hang``; answer anything else at once."""
+    if request.target == "/hang":
+        await asyncio.Event().wait()
+    await conn.send(200, b"ok")
 
-    async with HTTPTestServer(handler) as server:
+
+async def test_read_timeout_closes_the_connection() -> None:
+    async with HTTPTestServer(hang_or_ok) as server:
         transport = transport_for(server.port, read=0.2, max_connections=1)
         started = time.monotonic()
         with pytest.raises(ReadTimeout) as caught:
@@ -467,12 +469,7 @@ async def test_read_timeout_limits_inactivity_not_the_whole_answer() -> None:
 
 
 async def test_shorter_read_timeout_after_a_longer_one_still_fires() -> None:
-    async def handler(request: ServerRequest, conn: ServerConnection) -> None:
-        if request.target == "/hang":
-            await asyncio.Event().wait()
-        await conn.send(200, b"ok")
-
-    async with HTTPTestServer(handler) as server:
+    async with HTTPTestServer(hang_or_ok) as server:
         transport = transport_for(server.port, read=30.0, max_connections=1)
         await transport.request("GET", "/ok", [])  # arms the connection's timer for 30 s
         started = time.monotonic()
@@ -503,12 +500,7 @@ async def test_pool_timeout() -> None:
 
 
 async def test_cancelling_a_pending_request_releases_its_connection() -> None:
-    async def handler(request: ServerRequest, conn: ServerConnection) -> None:
-        if request.target == "/hang":
-            await asyncio.Event().wait()
-        await conn.send(200, b"ok")
-
-    async with HTTPTestServer(handler) as server:
+    async with HTTPTestServer(hang_or_ok) as server:
         transport = transport_for(server.port, max_connections=1, pool=1.0)
         pending = asyncio.create_task(transport.request("GET", "/hang", []))
         await server.wait_for_requests(1)
@@ -567,12 +559,7 @@ async def test_cancelling_while_connecting_frees_the_slot() -> None:
 
 
 async def test_cancelling_a_stream_waiting_for_its_head_closes_the_connection() -> None:
-    async def handler(request: ServerRequest, conn: ServerConnection) -> None:
-        if request.target == "/hang":
-            await asyncio.Event().wait()
-        await conn.send(200, b"ok")
-
-    async with HTTPTestServer(handler) as server:
+    async with HTTPTestServer(hang_or_ok) as server:
         transport = transport_for(server.port, max_connections=1, pool=1.0)
 
         async def open_stream() -> None:
