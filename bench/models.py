@@ -23,10 +23,10 @@ DB_NAME = "bench_ours_models"
 ITERATIONS = {
     "core_get": 300,
     "model_get": 300,
-    "core_update": 150,
-    "model_update": 150,
-    "core_create": 150,
-    "model_create": 150,
+    "core_update": 300,
+    "model_update": 300,
+    "core_create": 300,
+    "model_create": 300,
 }
 PAIRS = (
     ("core_get", "model_get"),

@@ -261,6 +261,11 @@ def _checked_doc(instance: Model, **overrides: str | None) -> tuple[dict[str, An
     keeps a bad value from being written, before any request.
     """
     model = type(instance)
+    fast = model.__couch_fast__
+    if fast is not None:
+        found = fast.checked(instance.__dict__, overrides)
+        if found is not None:
+            return found[0], cast("Model", found[1])
     values = dict(instance.__dict__)
     if values.keys() != model.__pydantic_fields__.keys():
         # Not just the fields: a cached computed field, or some missing (model_construct).
@@ -353,7 +358,10 @@ class ModelMethods:
         :class:`ModelValidationError`, :class:`NotJSONError` (nothing written) and
         :class:`Conflict` if the rev is not the latest (or the id exists and no rev is given).
         """
-        return await self._save_as(model)
+        # As _save_as does, without its coroutine: this is the hottest path of the store.
+        doc, checked = _checked_doc(model)
+        answer = await self._raw.put_doc(doc)
+        return _with_rev(cast("M", checked), str(answer["rev"]))
 
     async def _save_as(self, model: M, **overrides: str | None) -> M:
         doc, checked = _checked_doc(model, **overrides)
@@ -367,7 +375,9 @@ class ModelMethods:
         version) and :class:`ModelValidationError` (stored values that do not fit). A
         tombstoned document is returned (its ``tombstone`` is true).
         """
-        return model.from_doc(await self._raw.get_doc(doc_id))
+        # get_doc's own request, without its coroutine and options: the hottest read path.
+        raw = self._raw
+        return model.from_doc(await raw._couch._json("GET", raw._doc_target(doc_id), doc_id=doc_id))
 
     async def get_many(
         self,
