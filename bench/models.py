@@ -1,5 +1,8 @@
 """The model layer against the core (issue 4), for our client only.
 
+Run by ``python -m bench`` in fresh processes (``python -m bench.models URL USER``, the password
+in ``BENCH_COUCH_PASSWORD``), each printing its measures as JSON.
+
 Each model operation is paired with the core call a user of the raw API would make for the same
 document shape: ``db.get(Item, id)`` vs ``get_doc(id)``, ``db.save(item)`` of a saved item (an
 update with its rev) vs ``put_doc(doc)`` with ``_rev``, ``db.save(item)`` of a new item (an id
@@ -9,7 +12,14 @@ both sides read and write exactly the same JSON.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import enum
+import gc
+import json
+import os
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +28,9 @@ from typing import Any
 import tor_async_couchdb as tac
 
 N_ITEMS = 200
+TARGET = 1.25  # model <= TARGET x core, for each pair
+PASSWORD_ENV = "BENCH_COUCH_PASSWORD"
+PAIR_BLOCK = 20  # operations per block of a model/core pair
 DB_NAME = "bench_ours_models"
 # Iterations per pair side per round, at --scale 1; (core op, model op) pairs.
 ITERATIONS = {
@@ -140,3 +153,59 @@ class ModelWorkload:
     def operation(self, name: str) -> Callable[[int], Awaitable[None]]:
         method: Callable[[int], Awaitable[None]] = getattr(self, name)
         return method
+
+
+async def timed_pair(work: ModelWorkload, pair: tuple[str, str], n: int, *, first: int) -> Any:
+    """``n`` operations of each side of a model/core pair, in alternating blocks of
+    PAIR_BLOCK (the side that starts a block alternating too), so that both sides run under
+    the same conditions: on this shared machine, load from elsewhere changes the cost of an
+    operation by 20-50% from one second to the next. Returns ``{op: (cpu µs/op, ops/s)}``."""
+    cpu = dict.fromkeys(pair, 0.0)
+    wall = dict.fromkeys(pair, 0.0)
+    gc.collect()
+    done = 0
+    while done < n:
+        size = min(PAIR_BLOCK, n - done)
+        for op in pair if (done // PAIR_BLOCK + first) % 2 == 0 else pair[::-1]:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            await work.operation(op)(size)
+            cpu[op] += time.process_time() - cpu0
+            wall[op] += time.perf_counter() - wall0
+        done += size
+    return {op: (cpu[op] / n * 1e6, n / wall[op]) for op in pair}
+
+
+async def measure(url: str, auth: tuple[str, str], rounds: int, scale: float) -> Any:
+    """Every pair once per round: ``{op: {"cpu_us": [per round], "ops_s": [per round]}}``."""
+    found: dict[str, dict[str, list[float]]] = {
+        op: {"cpu_us": [], "ops_s": []} for op in ITERATIONS
+    }
+    async with tac.CouchDB(url, auth=auth) as couch:
+        work = ModelWorkload(couch.database(DB_NAME))
+        await work.start()
+        for op in ITERATIONS:  # warm-up: code paths and the connection
+            await work.operation(op)(10)
+        for round_no in range(rounds):
+            for pair in PAIRS:
+                n = max(1, round(ITERATIONS[pair[0]] * scale))
+                for op, (cpu_us, ops_s) in (
+                    await timed_pair(work, pair, n, first=round_no % 2)
+                ).items():
+                    found[op]["cpu_us"].append(cpu_us)
+                    found[op]["ops_s"].append(ops_s)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.models", description=__doc__)
+    parser.add_argument("url")
+    parser.add_argument("user")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=2.0)
+    args = parser.parse_args()
+    auth = (args.user, os.environ[PASSWORD_ENV])
+    json.dump(asyncio.run(measure(args.url, auth, args.rounds, args.scale)), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -44,7 +44,7 @@ _MISS: Final[Any] = object()
 Dump = Callable[[Any], Any]
 
 # The field validators every Model has; the exact type checks here do their work.
-_BASE_VALIDATORS: Final = frozenset({"_check_id", "_reject_naive_datetimes"})
+_BASE_VALIDATORS: Final = frozenset({"_reject_naive_datetimes"})
 _BASE_FIELDS: Final = ("id", "rev", "tombstone")
 # BaseModel's slots, set as pydantic's validator sets them (through the slot descriptors:
 # faster than object.__setattr__, which looks them up first).
@@ -236,7 +236,11 @@ class Plan:
         doc_id, rev, tombstone = copied["id"], copied["rev"], copied["tombstone"]
         if doc_id is None:
             copied["id"] = new_id()
-        elif type(doc_id) is not str or not is_valid_doc_id(doc_id, allow_special=False):
+        elif type(doc_id) is not str or not (
+            # The common id settled here (ASCII, so valid UTF-8; not empty; not reserved).
+            (doc_id.isascii() and doc_id[:1] not in ("", "_"))
+            or is_valid_doc_id(doc_id, allow_special=False)
+        ):
             return None
         if (rev is not None and type(rev) is not str) or type(tombstone) is not bool:
             return None

@@ -74,13 +74,14 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     PlainValidator,
+    StringConstraints,
     ValidationError,
     WrapSerializer,
     WrapValidator,
     field_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticCustomError, PydanticSerializationError
+from pydantic_core import ErrorDetails, PydanticCustomError, PydanticSerializationError
 
 from ._codec import format_utc
 from ._exceptions import (
@@ -91,7 +92,6 @@ from ._exceptions import (
     WrongTypeError,
 )
 from ._fastlane import Plan, build_plan
-from ._ids import check_doc_id
 
 __all__ = [
     "FieldMarker",
@@ -116,6 +116,13 @@ _VERSION_RE: Final = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 _TYPE_RE: Final = re.compile(r"(?P<name>[a-z][a-z0-9_]*)_v(?P<major>[0-9]+)\.(?P<minor>[0-9]+)")
 _INDEX_NAME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BASE_FIELDS: Final = frozenset({"id", "rev", "tombstone"})
+_MODEL_ID_PATTERN: Final = "^[^_]"
+# How pydantic's errors about a model's id are worded instead (by error type).
+_ID_ERRORS: Final = {
+    "string_pattern_mismatch": "a model's document id must not be empty nor start with '_' "
+    "(CouchDB reserves those for design and local documents)",
+    "string_unicode": "a document id must be valid UTF-8",
+}
 # How pydantic's serializer reports a value that does not fit its field (warnings="error").
 _UNEXPECTED_VALUE: Final = re.compile(
     r"Expected `(?P<expected>[^`]*)`[^\n]*?field_name='(?P<field>[^']*)'"
@@ -372,11 +379,17 @@ def _with_utc_datetimes(python: object, json: Any) -> Any:
 # --- errors ----------------------------------------------------------------------------------
 
 
+def _message(error: ErrorDetails) -> str:
+    if error["loc"] == ("id",):
+        return _ID_ERRORS.get(error["type"], error["msg"])
+    return error["msg"]
+
+
 def _validation_error(
     model: type[BaseModel], exc: ValidationError, doc_id: object
 ) -> ModelValidationError:
     errors = tuple(
-        (".".join(str(part) for part in error["loc"]), error["msg"])
+        (".".join(str(part) for part in error["loc"]), _message(error))
         for error in exc.errors(include_url=False, include_input=False)
     )
     summary = "; ".join(f"{path or '(model)'}: {message}" for path, message in errors)
@@ -421,7 +434,10 @@ class Model(BaseModel):
     # The plain-Python lane that saves the class, if its fields allow one (see _fastlane.py).
     __couch_fast__: ClassVar[Plan | None] = None
 
-    id: str | None = None
+    # Checked by pydantic itself (a Python validator would run on every document read): not
+    # empty and not starting with "_" (design and local documents are not models) by the
+    # pattern, valid UTF-8 by pydantic's str. Errors are worded by _validation_error.
+    id: Annotated[str, StringConstraints(pattern=_MODEL_ID_PATTERN)] | None = None
     rev: str | None = None
     tombstone: bool = False
 
@@ -474,15 +490,6 @@ class Model(BaseModel):
             super().__setattr__(name, value)
         except ValidationError as exc:
             raise _validation_error(type(self), exc, self.id) from exc
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str | None) -> str | None:
-        # Design and local documents are not models. The common id (ASCII, so valid UTF-8;
-        # not empty; not reserved) is settled here: this runs on every document read.
-        if value is None or (value.isascii() and value[:1] not in ("", "_")):
-            return value
-        return check_doc_id(value, allow_special=False)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -638,7 +645,7 @@ class Model(BaseModel):
         or newer than this model; :class:`ModelValidationError` if its values do not fit (or an
         upgrade step fails); :class:`ModelDefinitionError` for an abstract model.
         """
-        info = cls.couch_info()
+        info = cls.__couch__ or cls.couch_info()  # (raises for an abstract model)
         data: dict[str, Any]
         if doc.get("type") == info.type_string and doc.keys() <= cls.__couch_doc_keys__:
             # The common case: a current document with no other keys than the model's (and
@@ -792,7 +799,11 @@ def _prepare_documents(cls: type[Model]) -> None:
         if info is None
         else build_plan(cls, base=Model, type_string=info.type_string, marker=FieldMarker)
     )
-    may_hold = {name for name, field in cls.model_fields.items() if _field_may_hold(field)}
+    may_hold = {
+        name
+        for name, field in cls.model_fields.items()
+        if name not in _BASE_FIELDS and _field_may_hold(field)
+    }
     cls.__couch_datetimes__ = _dumped_datetimes(cls, may_hold)
     validators = cls.__pydantic_decorators__.field_validators
     decorator = validators.get(_NAIVE_CHECK)

@@ -376,7 +376,7 @@ class ModelMethods:
         tombstoned document is returned (its ``tombstone`` is true).
         """
         # get_doc's own request, without its coroutine and options: the hottest read path.
-        raw = self._raw
+        raw = cast("Database", self)
         return model.from_doc(await raw._couch._json("GET", raw._doc_target(doc_id), doc_id=doc_id))
 
     async def get_many(

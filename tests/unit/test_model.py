@@ -312,8 +312,13 @@ def test_error_messages_do_not_repeat_the_values() -> None:
 
 @pytest.mark.parametrize("bad_id", ["", "_private", "_design/fruit", "_local/x"])
 def test_a_model_id_is_an_ordinary_doc_id(bad_id: str) -> None:
-    with pytest.raises(ModelValidationError, match="id: Value error"):
+    with pytest.raises(ModelValidationError, match="id: a model's document id must not be empty"):
         a_fruit(id=bad_id)
+
+
+def test_a_model_id_is_valid_utf_8() -> None:
+    with pytest.raises(ModelValidationError, match="id: a document id must be valid UTF-8"):
+        a_fruit(id="a\ud800")
 
 
 # --- declaration errors ----------------------------------------------------------------------
