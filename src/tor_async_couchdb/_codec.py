@@ -1,4 +1,5 @@
-"""JSON encoding and decoding, names and URL building: the checks made before any request."""
+"""JSON encoding and decoding, the stored form of datetimes, names and URL building: the
+checks made before any request."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ _NULL = re.compile(rb"null").search
 
 def format_utc(value: datetime) -> str:
     """The stored form of an aware datetime: UTC, as ``2026-11-27T11:36:01.123456Z``.
+
+    ``value`` must be aware (models refuse naive datetimes before they get here); a naive one
+    would be written as if it were UTC.
 
     Fixed width (microseconds always written, always ``Z``), so that the strings sort like
     the instants in CouchDB views. Written from the date and the time of day: twice as fast

@@ -41,13 +41,13 @@ __all__ = ["Plan", "build_plan"]
 # What a converter returns for a value it does not take: the caller then falls back.
 _MISS: Final[Any] = object()
 # A converter: model value -> JSON value, or _MISS.
-Dump = Callable[[Any], Any]
+_Dump = Callable[[Any], Any]
+# The methods by which the pydantic path of a save reads or writes a model: a model class that
+# has its own gets no plan (the lane would bypass it).
+_PATH_METHODS: Final = ("__new__", "model_validate", "to_doc", "_json_fields")
 
-# The field validators every Model has; the exact type checks here do their work.
-_BASE_VALIDATORS: Final = frozenset({"_reject_naive_datetimes"})
-_BASE_FIELDS: Final = ("id", "rev", "tombstone")
-# BaseModel's slots, set as pydantic's validator sets them (through the slot descriptors:
-# faster than object.__setattr__, which looks them up first).
+# A model's __dict__ is set as pydantic sets it; its other three slots through their slot
+# descriptors, which is faster than object.__setattr__ (that looks them up first).
 _set_attribute: Final = object.__setattr__
 _set_fields_set: Final = vars(BaseModel)["__pydantic_fields_set__"].__set__
 _set_extra: Final = vars(BaseModel)["__pydantic_extra__"].__set__
@@ -86,7 +86,7 @@ class _Kind:
     (answering ``_MISS`` for a value it does not take). ``container``: values are lists or
     dicts, which the saved model's copy must not share with the original."""
 
-    dump: Dump | None
+    dump: _Dump | None
     exact: type | None = None
     container: bool = False
 
@@ -101,7 +101,7 @@ _SCALAR_KINDS: Final[Mapping[object, _Kind]] = {
 }
 
 
-def _as_dump(kind: _Kind) -> Dump:
+def _as_dump(kind: _Kind) -> _Dump:
     if kind.dump is not None:
         return kind.dump
     exact = kind.exact
@@ -168,8 +168,8 @@ def _dict_kind(item: _Kind) -> _Kind:
         result = {}
         for key, element in value.items():
             dumped = item_dump(element)
-            # A key UTF-8 cannot encode (a lone surrogate) to pydantic, which writes it its own
-            # way (as "\ufffd"s), where the lane would keep it.
+            # A key UTF-8 cannot encode (a lone surrogate) is left to pydantic, which writes it
+            # its own way (as "\ufffd"s), where the lane would keep it.
             if type(key) is not str or dumped is _MISS or not (key.isascii() or _utf8(key)):
                 return _MISS
             result[key] = dumped
@@ -215,7 +215,7 @@ class Plan:
     model: type[BaseModel]
     type_string: str
     # (name, exact type or None, converter or None) of the model's own fields, in order.
-    fields: tuple[tuple[str, type | None, Dump | None], ...]
+    fields: tuple[tuple[str, type | None, _Dump | None], ...]
     containers: tuple[str, ...]  # the fields holding lists or dicts
     all_names: frozenset[str]  # every field, id, rev and tombstone included
 
@@ -236,11 +236,7 @@ class Plan:
         doc_id, rev, tombstone = copied["id"], copied["rev"], copied["tombstone"]
         if doc_id is None:
             copied["id"] = new_id()
-        elif type(doc_id) is not str or not (
-            # The common id settled here (ASCII, so valid UTF-8; not empty; not reserved).
-            (doc_id.isascii() and doc_id[:1] not in ("", "_"))
-            or is_valid_doc_id(doc_id, allow_special=False)
-        ):
+        elif type(doc_id) is not str or not is_valid_doc_id(doc_id, allow_special=False):
             return None
         if (rev is not None and type(rev) is not str) or type(tombstone) is not bool:
             return None
@@ -287,23 +283,25 @@ def build_plan(
 ) -> Plan | None:
     """The lane of ``model`` (a concrete subclass of ``base``, whose documents have type
     ``type_string``), or None if anything about it may act differently from what the lane
-    does: a config, ``__init__``, validator, serializer, computed field, post-init hook or
-    core schema of its own, a field excluded from dumps, field metadata other than ``marker``
-    instances (constraints, strictness, validators), or a field type the lane does not cover.
+    does: a config, ``__init__``, validator, serializer, computed field, post-init hook, core
+    schema or save-path method (``to_doc``, ``model_validate``...) of its own, a field
+    excluded from dumps, field metadata other than plain ``marker`` instances (constraints,
+    strictness, validators, markers with a schema of their own), or a field type the lane
+    does not cover.
     """
     if not _default_behaviour(model, base):
         return None
-    fields: list[tuple[str, type | None, Dump | None]] = []
+    fields: list[tuple[str, type | None, _Dump | None]] = []
     containers = []
     for name, info in model.model_fields.items():
-        if name in _BASE_FIELDS:
+        if name in base.model_fields:  # id, rev and tombstone: the plan handles them itself
             continue
         kind = _kind(info.annotation)
         if (
             kind is None
             or info.exclude
             or getattr(info, "exclude_if", None) is not None  # (pydantic >= 2.11)
-            or not all(isinstance(m, marker) for m in info.metadata)
+            or not all(_plain_marker(m, marker) for m in info.metadata)
         ):
             return None
         fields.append((name, kind.exact, kind.dump))
@@ -318,12 +316,22 @@ def build_plan(
     )
 
 
+def _plain_marker(metadata: object, marker: type) -> bool:
+    # A marker that takes part in validation or serialization may change what is written.
+    return isinstance(metadata, marker) and not hasattr(metadata, "__get_pydantic_core_schema__")
+
+
 def _default_behaviour(model: type[BaseModel], base: type[BaseModel]) -> bool:
+    """Whether ``model`` validates and writes its fields exactly as ``base`` does: none of
+    the config, hooks, validators (but ``base``'s own), serializers, computed fields, core
+    schema or save-path methods (:data:`_PATH_METHODS`) of a class of its own."""
     decorators = model.__pydantic_decorators__
     validators = decorators.field_validators
     own_schema = model.__get_pydantic_core_schema__.__func__  # type: ignore[attr-defined]
+    between = model.__mro__[: model.__mro__.index(base)]
     return not (
-        model.model_config != base.model_config
+        any(name in vars(cls) for cls in between for name in _PATH_METHODS)
+        or model.model_config != base.model_config
         or model.__init__ is not base.__init__
         or model.__pydantic_post_init__ is not None
         or decorators.validators
@@ -333,6 +341,6 @@ def _default_behaviour(model: type[BaseModel], base: type[BaseModel]) -> bool:
         or decorators.model_serializers
         or decorators.computed_fields
         or own_schema is not base.__get_pydantic_core_schema__.__func__  # type: ignore[attr-defined]
-        or not validators.keys() <= _BASE_VALIDATORS
+        or not validators.keys() <= base.__pydantic_decorators__.field_validators.keys()
         or any(getattr(model, n).__func__ is not getattr(base, n).__func__ for n in validators)
     )

@@ -119,8 +119,8 @@ _BASE_FIELDS: Final = frozenset({"id", "rev", "tombstone"})
 _MODEL_ID_PATTERN: Final = "^[^_]"
 # How pydantic's errors about a model's id are worded instead (by error type).
 _ID_ERRORS: Final = {
-    "string_pattern_mismatch": "a model's document id must not be empty nor start with '_' "
-    "(CouchDB reserves those for design and local documents)",
+    "string_pattern_mismatch": "a model's document id must be neither empty nor start with '_' "
+    "(CouchDB reserves '_' for design and local documents)",
     "string_unicode": "a document id must be valid UTF-8",
 }
 # How pydantic's serializer reports a value that does not fit its field (warnings="error").
@@ -436,7 +436,9 @@ class Model(BaseModel):
 
     # Checked by pydantic itself (a Python validator would run on every document read): not
     # empty and not starting with "_" (design and local documents are not models) by the
-    # pattern, valid UTF-8 by pydantic's str. Errors are worded by _validation_error.
+    # pattern; valid UTF-8 because a str with a constraint is matched as UTF-8 text, which a
+    # lone surrogate is not (a test holds pydantic to it). Errors are worded by
+    # _validation_error.
     id: Annotated[str, StringConstraints(pattern=_MODEL_ID_PATTERN)] | None = None
     rev: str | None = None
     tombstone: bool = False
@@ -646,6 +648,7 @@ class Model(BaseModel):
         upgrade step fails); :class:`ModelDefinitionError` for an abstract model.
         """
         info = cls.__couch__ or cls.couch_info()  # (raises for an abstract model)
+        doc_id = _doc_id(doc)  # (for errors: an upgrade step may drop it)
         data: dict[str, Any]
         if doc.get("type") == info.type_string and doc.keys() <= cls.__couch_doc_keys__:
             # The common case: a current document with no other keys than the model's (and
@@ -655,9 +658,9 @@ class Model(BaseModel):
             data["id"], data["rev"] = data.pop("_id", None), data.pop("_rev", None)
         else:
             if doc.get("type") != info.type_string:  # an older version: check and upgrade
-                found = _doc_version(cls, info, doc, _doc_id(doc))
+                found = _doc_version(cls, info, doc, doc_id)
                 if found != info.version:
-                    doc = _run_upgrades(cls, info, copy.deepcopy(dict(doc)), found, _doc_id(doc))
+                    doc = _run_upgrades(cls, info, copy.deepcopy(dict(doc)), found, doc_id)
             skipped = cls.__couch_skipped_keys__
             data = {k: v for k, v in doc.items() if k[:1] != "_" and k not in skipped}
             data["id"], data["rev"] = doc.get("_id"), doc.get("_rev")
@@ -666,7 +669,7 @@ class Model(BaseModel):
             model: Self = cls.__pydantic_validator__.validate_python(data)
             return model
         except ValidationError as exc:
-            raise _validation_error(cls, exc, _doc_id(doc)) from exc
+            raise _validation_error(cls, exc, doc_id) from exc
 
 
 def _doc_id(doc: Mapping[str, Any]) -> str | None:
@@ -1131,8 +1134,7 @@ class ModelSet:
 
         Raises what :meth:`model_for_type` and :meth:`Model.from_doc` raise.
         """
-        doc_id = doc.get("_id") if isinstance(doc.get("_id"), str) else None
-        return self.model_for_type(doc.get("type"), doc_id=doc_id).from_doc(doc)
+        return self.model_for_type(doc.get("type"), doc_id=_doc_id(doc)).from_doc(doc)
 
 
 def _concrete_info(model: object) -> ModelInfo:

@@ -358,10 +358,7 @@ class ModelMethods:
         :class:`ModelValidationError`, :class:`NotJSONError` (nothing written) and
         :class:`Conflict` if the rev is not the latest (or the id exists and no rev is given).
         """
-        # As _save_as does, without its coroutine: this is the hottest path of the store.
-        doc, checked = _checked_doc(model)
-        answer = await self._raw.put_doc(doc)
-        return _with_rev(cast("M", checked), str(answer["rev"]))
+        return await self._save_as(model)
 
     async def _save_as(self, model: M, **overrides: str | None) -> M:
         doc, checked = _checked_doc(model, **overrides)
@@ -375,9 +372,7 @@ class ModelMethods:
         version) and :class:`ModelValidationError` (stored values that do not fit). A
         tombstoned document is returned (its ``tombstone`` is true).
         """
-        # get_doc's own request, without its coroutine and options: the hottest read path.
-        raw = cast("Database", self)
-        return model.from_doc(await raw._couch._json("GET", raw._doc_target(doc_id), doc_id=doc_id))
+        return model.from_doc(await self._raw.get_doc(doc_id))
 
     async def get_many(
         self,

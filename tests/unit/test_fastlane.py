@@ -581,9 +581,60 @@ class OwnSchema(tac.Model, type_name="fastlane_own_schema", version="1.0"):
         return handler(source)
 
 
+class OwnToDoc(tac.Model, type_name="fastlane_own_to_doc", version="1.0"):
+    name: str = "Hi"
+
+    def to_doc(self) -> dict[str, Any]:
+        return {**super().to_doc(), "name_lower": self.name.lower()}
+
+
+class OwnValidate(tac.Model, type_name="fastlane_own_validate", version="1.0"):
+    name: str = " hi "
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> OwnValidate:
+        return super().model_validate({**obj, "name": obj["name"].strip()}, **kwargs)
+
+
+class OwnJSONFields(tac.Model, type_name="fastlane_own_json_fields", version="1.0"):
+    n: int = 2
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {**super()._json_fields(), "n": self.n * 10}
+
+
+class UnderOwnToDoc(OwnToDoc, type_name="fastlane_under_own_to_doc", version="1.0"):
+    extra: int = 0
+
+
+class Sealed(tac.FieldMarker):
+    """A marker that takes part in serialization: the value is written its own way."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            lambda value: value,
+            handler(source),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value: f"sealed:{value}"
+            ),
+        )
+
+
+class SealedField(tac.Model, type_name="fastlane_sealed_field", version="1.0"):
+    secret: Annotated[str, Sealed()] = "abc"
+
+
 @pytest.mark.parametrize(
     "model",
     [
+        OwnToDoc,
+        OwnValidate,
+        OwnJSONFields,
+        UnderOwnToDoc,
+        SealedField,
         GreaterThan,
         Strict,
         Noted,
@@ -604,6 +655,23 @@ class OwnSchema(tac.Model, type_name="fastlane_own_schema", version="1.0"):
 )
 def test_a_model_with_behaviour_of_its_own_gets_no_plan(model: type[tac.Model]) -> None:
     assert model.__couch_fast__ is None
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "written"),
+    [
+        (OwnToDoc, "name_lower", "hi"),
+        (OwnValidate, "name", "hi"),
+        (OwnJSONFields, "n", 20),
+        (SealedField, "secret", "sealed:abc"),
+    ],
+    ids=lambda value: getattr(value, "__name__", None),
+)
+def test_a_save_writes_what_the_models_own_code_makes(
+    model: type[tac.Model], key: str, written: object
+) -> None:
+    doc, _ = _checked_doc(model(id="x1"))
+    assert doc[key] == written
 
 
 class Plain(tac.Model, type_name="fastlane_plain", version="1.0"):

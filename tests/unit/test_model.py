@@ -312,7 +312,9 @@ def test_error_messages_do_not_repeat_the_values() -> None:
 
 @pytest.mark.parametrize("bad_id", ["", "_private", "_design/fruit", "_local/x"])
 def test_a_model_id_is_an_ordinary_doc_id(bad_id: str) -> None:
-    with pytest.raises(ModelValidationError, match="id: a model's document id must not be empty"):
+    with pytest.raises(
+        ModelValidationError, match="id: a model's document id must be neither empty"
+    ):
         a_fruit(id=bad_id)
 
 

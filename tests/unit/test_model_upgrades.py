@@ -85,6 +85,20 @@ def test_an_upgraded_document_is_still_validated() -> None:
     assert caught.value.doc_id == "abc"
 
 
+def test_an_error_names_the_document_even_if_a_step_dropped_its_id() -> None:
+    class Fresh(Model, type_name="fresh", version="1.1"):
+        color: str
+
+        @upgrade("1.0", to="1.1")
+        @staticmethod
+        def _rebuild(doc: Doc) -> Doc:
+            return {"type": doc["type"], "colour": doc["colour"]}  # a new dict, without _id
+
+    with pytest.raises(ModelValidationError, match="document 'abc'") as caught:
+        Fresh.from_doc({"_id": "abc", "type": "fresh_v1.0", "colour": "red"})
+    assert caught.value.doc_id == "abc"
+
+
 def test_a_failing_step_names_the_document_and_the_step() -> None:
     with pytest.raises(ModelValidationError, match=r"'abc'.*upgrade from 1\.0 to 1\.1") as caught:
         Fruit.from_doc({"_id": "abc", "type": "fruit_v1.0"})  # no "colour": KeyError
