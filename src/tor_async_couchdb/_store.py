@@ -261,7 +261,7 @@ def _checked_doc(instance: Model, **overrides: str | None) -> tuple[dict[str, An
     keeps a bad value from being written, before any request.
     """
     model = type(instance)
-    fast = model.__couch_fast__
+    fast = model.__couch_fast__  # the plain-Python lane of simple models (_fastlane.py)
     if fast is not None:
         found = fast.checked(instance.__dict__, overrides)
         if found is not None:
