@@ -648,7 +648,7 @@ class Model(BaseModel):
         upgrade step fails); :class:`ModelDefinitionError` for an abstract model.
         """
         info = cls.__couch__ or cls.couch_info()  # (raises for an abstract model)
-        doc_id = _doc_id(doc)  # (for errors: an upgrade step may drop it)
+        stored = doc  # (errors name its id: an upgrade step may drop it)
         data: dict[str, Any]
         if doc.get("type") == info.type_string and doc.keys() <= cls.__couch_doc_keys__:
             # The common case: a current document with no other keys than the model's (and
@@ -658,6 +658,7 @@ class Model(BaseModel):
             data["id"], data["rev"] = data.pop("_id", None), data.pop("_rev", None)
         else:
             if doc.get("type") != info.type_string:  # an older version: check and upgrade
+                doc_id = _doc_id(doc)
                 found = _doc_version(cls, info, doc, doc_id)
                 if found != info.version:
                     doc = _run_upgrades(cls, info, copy.deepcopy(dict(doc)), found, doc_id)
@@ -669,7 +670,7 @@ class Model(BaseModel):
             model: Self = cls.__pydantic_validator__.validate_python(data)
             return model
         except ValidationError as exc:
-            raise _validation_error(cls, exc, doc_id) from exc
+            raise _validation_error(cls, exc, _doc_id(stored)) from exc
 
 
 def _doc_id(doc: Mapping[str, Any]) -> str | None:
