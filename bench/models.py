@@ -25,7 +25,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 import tor_async_couchdb as tac
+from tor_async_couchdb._transport import MockRequest, MockTransport, Response
 
 N_ITEMS = 200
 TARGET = 1.25  # model <= TARGET x core, for each pair
@@ -214,6 +217,46 @@ async def measure(url: str, auth: tuple[str, str], rounds: int, scale: float) ->
     return found
 
 
+# The pairs measured without network too: (core op, model op), n calls per round at scale 1.
+OFFLINE_PAIRS = (("core_get", "model_get"), ("core_update", "model_update"))
+OFFLINE_CALLS = 1500
+
+
+async def measure_offline(rounds: int, scale: float) -> Any:
+    """Client CPU per op of the get and update pairs against a MockTransport that answers at
+    once (no socket, no server, no wait): the model layer's own work, in a tight loop.
+
+    Compared with the pairs against the server, it shows how much more the same work costs
+    when each call follows a wait for the network. Returns ``{op: [µs/op per round]}``.
+    """
+    stored = {**make_item(3).to_doc(), "_rev": "1-abc"}
+    body = orjson.dumps(stored)
+    saved = orjson.dumps({"ok": True, "id": stored["_id"], "rev": "2-abc"})
+
+    def answer(request: MockRequest) -> Response:
+        return Response(200, {"content-type": "application/json"}, saved if request.body else body)
+
+    n = max(1, round(OFFLINE_CALLS * scale))
+    found: dict[str, list[float]] = {op: [] for pair in OFFLINE_PAIRS for op in pair}
+    async with tac.CouchDB("http://localhost:5984", transport=MockTransport(answer)) as couch:
+        db = couch.database(DB_NAME)
+        item, doc = Item.from_doc(stored), dict(stored)
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "core_get": lambda: db.get_doc(stored["_id"]),
+            "model_get": lambda: db.get(Item, stored["_id"]),
+            "core_update": lambda: db.put_doc(doc),
+            "model_update": lambda: db.save(item),
+        }
+        for _ in range(rounds):
+            for op, call in calls.items():
+                gc.collect()
+                cpu0 = time.process_time()
+                for _ in range(n):
+                    await call()
+                found[op].append((time.process_time() - cpu0) / n * 1e6)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.models", description=__doc__)
     parser.add_argument("url")
@@ -222,7 +265,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=2.0)
     args = parser.parse_args()
     auth = (args.user, os.environ[PASSWORD_ENV])
-    json.dump(asyncio.run(measure(args.url, auth, args.rounds, args.scale)), sys.stdout)
+    measured = asyncio.run(measure(args.url, auth, args.rounds, args.scale))
+    measured["offline"] = asyncio.run(measure_offline(args.rounds, args.scale))
+    json.dump(measured, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -223,17 +223,18 @@ async def run_rounds(
 
 async def run_model_processes(
     url: str, auth: tuple[str, str], processes: int, rounds: int, scale: float
-) -> tuple[dict[str, dict[str, Measure]], list[dict[str, float]]]:
+) -> tuple[dict[str, dict[str, Measure]], list[dict[str, float]], dict[str, list[float]]]:
     """The model layer vs the core (issue 4) in ``processes`` fresh processes, one after the
     other (``python -m bench.models``), each running ``rounds`` rounds of every pair.
 
     Why several processes: the cost ratio of two code paths moves by up to 0.1 from one
     process to the next here (memory layout, hash seeds), however many rounds one process
     runs; pyperf averages over processes for the same reason. Returns every round of every
-    process (by the pair's model op, then by op), and each process's median per-round ratio
-    per pair.
+    process (by the pair's model op, then by op), each process's median per-round ratio per
+    pair, and the offline measures (:func:`bench.models.measure_offline`) of every round.
     """
     into = {model: {op: Measure() for op in (core, model)} for core, model in models.PAIRS}
+    offline: dict[str, list[float]] = {op: [] for pair in models.OFFLINE_PAIRS for op in pair}
     per_process = []
     env = {**os.environ, models.PASSWORD_ENV: auth[1]}
     for number in range(processes):
@@ -242,6 +243,8 @@ async def run_model_processes(
             for op in (core, model):
                 into[model][op].cpu_us.extend(measured[model][op]["cpu_us"])
                 into[model][op].ops_s.extend(measured[model][op]["ops_s"])
+        for op, values in measured["offline"].items():
+            offline[op].extend(values)
         per_process.append(
             {
                 model: statistics.median(
@@ -256,7 +259,7 @@ async def run_model_processes(
             }
         )
         print(f"model process {number + 1}/{processes} done", file=sys.stderr, flush=True)
-    return into, per_process
+    return into, per_process, offline
 
 
 MODEL_PROCESS_TIMEOUT = 600.0  # seconds; one process takes about 40 at the default scale
@@ -409,6 +412,34 @@ def render_models(
     return lines, verdicts
 
 
+def render_offline(
+    model_results: dict[str, dict[str, Measure]], offline: dict[str, list[float]]
+) -> list[str]:
+    """The model layer's own work without network, next to what it adds against the server."""
+    lines = [
+        "| pair | core µs/op, no network | model µs/op, no network | model - core, no network "
+        "| model - core, against the server | server / no network |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for core, model in models.OFFLINE_PAIRS:
+        core_off, model_off = statistics.median(offline[core]), statistics.median(offline[model])
+        pair = model_results[model]
+        served = statistics.median(pair[model].cpu_us) - statistics.median(pair[core].cpu_us)
+        added = model_off - core_off
+        lines.append(
+            f"| {models.PAIR_LABELS[model]} | {core_off:.1f} | {model_off:.1f} | {added:.1f} | "
+            f"{served:.1f} | {served / added:.1f}x |"
+        )
+    return lines
+
+
+OFFLINE_NOTES = """The same get and update pairs, in the same processes, against a mock
+transport that answers at once (`bench.models.measure_offline`: no socket, no server, no wait;
+medians of every round of every process): the work the model layer adds, in a tight loop, and
+what that same work adds to an operation against the server, where each call follows a wait for
+the network."""
+
+
 MODEL_NOTES = """The model is `bench/models.py`'s `Item`: six typed fields (a str, an enum, a
 `Decimal`, a tz-aware `datetime`, a `list[str]`, an int), stored as a document of about 290
 bytes with `_rev`. The core side reads and writes the same documents (`Item.to_doc()`, other
@@ -427,6 +458,7 @@ def render(
     results: dict[str, dict[str, Measure]],
     model_results: dict[str, dict[str, Measure]],
     per_process: list[dict[str, float]],
+    offline: dict[str, list[float]],
     sockets: dict[str, int],
     *,
     rounds: int,
@@ -500,6 +532,12 @@ def render(
         "",
         MODEL_NOTES,
         "",
+        "### The model layer's own work, without network",
+        "",
+        *render_offline(model_results, offline),
+        "",
+        OFFLINE_NOTES,
+        "",
         NOTES,
     ]
     verdicts += model_verdicts
@@ -542,13 +580,14 @@ async def main_async(args: argparse.Namespace, command: str) -> str:
         await prepare(url, auth)
         print(f"prepared in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         results, sockets = await run_rounds(url, auth, args.rounds, args.scale)
-        model_results, per_process = await run_model_processes(
+        model_results, per_process, offline = await run_model_processes(
             url, auth, args.model_processes, args.rounds, args.scale
         )
         report, _ = render(
             results,
             model_results,
             per_process,
+            offline,
             sockets,
             rounds=args.rounds,
             scale=args.scale,
