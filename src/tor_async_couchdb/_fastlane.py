@@ -7,7 +7,7 @@ walk of the result to write datetimes in their stored form. ``bench/models.py`` 
 save at 1.6-1.7x the core. For a model whose fields are simple types, checking each value's
 exact type and writing its JSON form in a few lines of Python does the same work in half the
 time (3.3 µs against 6.5 µs per save of the benchmark's model, measured with ``timeit``), which
-takes the save from about 1.7x to about 1.3x the core (``bench/RESULTS.md``: short of the
+takes the save from about 1.7x to about 1.35x the core (``bench/RESULTS.md``: short of the
 target). Reading needs no such lane: pydantic validates a document in less time than this
 module could (a plain-Python reader was tried: 2.8 µs against pydantic's 1.8 µs).
 
