@@ -182,10 +182,10 @@ def _dict_kind(item: _Kind) -> _Kind:
 def _kind(annotation: object, *, nested: bool = False) -> _Kind | None:
     """The kind of a field's type, or None if the lane does not cover it. Containers hold
     scalars or optional scalars only (``nested``)."""
-    if annotation in _SCALAR_KINDS:
-        return _SCALAR_KINDS[annotation]
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        return _enum_kind(annotation)
+    if isinstance(annotation, type):  # (only classes: an Annotated may not be hashable)
+        if annotation in _SCALAR_KINDS:
+            return _SCALAR_KINDS[annotation]
+        return _enum_kind(annotation) if issubclass(annotation, Enum) else None
     origin, args = get_origin(annotation), get_args(annotation)
     if origin in (Union, UnionType) and len(args) == 2 and type(None) in args:
         (inner,) = (arg for arg in args if arg is not type(None))

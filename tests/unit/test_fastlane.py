@@ -20,6 +20,7 @@ import re
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin
@@ -431,6 +432,13 @@ def model_with(annotation: object) -> type[tac.Model]:
     return cast("type[tac.Model]", declared)
 
 
+@dataclass
+class Note:
+    """Metadata pydantic ignores; a dataclass with eq and without frozen cannot be hashed."""
+
+    text: str
+
+
 class Mixed(enum.Enum):
     ONE = 1
     TWO = "two"
@@ -479,6 +487,7 @@ class Inner(BaseModel):
         pytest.param(Permission, id="flag"),
         pytest.param(Bits, id="int-flag"),
         pytest.param(list[Annotated[int, Gt(0)]], id="constrained-item"),
+        pytest.param(list[Annotated[str, Note("unhashable")]], id="item-with-unhashable-metadata"),
         pytest.param(Annotated[int, Gt(0)] | None, id="constrained-optional"),
     ],
 )
