@@ -35,16 +35,8 @@ TARGET = 1.25  # model <= TARGET x core, for each pair
 PASSWORD_ENV = "BENCH_COUCH_PASSWORD"
 PAIR_BLOCK = 20  # operations per block of a model/core pair
 DB_NAME = "bench_ours_models"
-# Iterations per pair side per round, at --scale 1; (core op, model op) pairs.
-ITERATIONS = {
-    "core_get": 300,
-    "model_get": 300,
-    "core_update": 300,
-    "model_update": 300,
-    "core_create": 300,
-    "model_create": 300,
-    "model_update_general": 300,
-}
+PAIR_CALLS = 300  # operations of each side of a pair per round, at --scale 1
+# (core op, model op) pairs.
 PAIRS = (
     ("core_get", "model_get"),
     ("core_update", "model_update"),
@@ -205,11 +197,11 @@ async def measure(url: str, auth: tuple[str, str], rounds: int, scale: float) ->
     async with tac.CouchDB(url, auth=auth) as couch:
         work = ModelWorkload(couch.database(DB_NAME))
         await work.start()
-        for op in ITERATIONS:  # warm-up: code paths and the connection
+        for op in dict.fromkeys(op for pair in PAIRS for op in pair):  # warm-up
             await work.operation(op)(10)
         for round_no in range(rounds):
             for pair in PAIRS:
-                n = max(1, round(ITERATIONS[pair[0]] * scale))
+                n = max(1, round(PAIR_CALLS * scale))
                 timed = await timed_pair(work, pair, n, first=round_no % 2)
                 for op, (cpu_us, ops_s) in timed.items():
                     found[pair[1]][op]["cpu_us"].append(cpu_us)

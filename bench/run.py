@@ -506,7 +506,8 @@ def render(
         f"each round), scale {scale}: iterations per client per round "
         + ", ".join(f"{op} {max(1, round(n * scale))}" for op, n in ITERATIONS.items())
         + f"; model/core pairs (ours only): {len(per_process)} processes x {rounds} rounds of "
-        + ", ".join(f"{op} {max(1, round(n * scale))}" for op, n in models.ITERATIONS.items())
+        + f"{max(1, round(models.PAIR_CALLS * scale))} operations of each side of "
+        + ", ".join(f"`{core}`/`{model}`" for core, model in models.PAIRS)
         + "; operations sequential; CPU = `time.process_time()` of the measuring process per "
         "op, "
         "median of rounds; ops/s = wall clock, median of rounds.",
