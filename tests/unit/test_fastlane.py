@@ -47,7 +47,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, TzInfo, core_schema
 
 import tor_async_couchdb as tac
-from tor_async_couchdb._store import _checked_doc
+from tor_async_couchdb._store._mapper import checked_doc as _checked_doc
 
 PARIS = ZoneInfo("Europe/Paris")
 AT = datetime(2026, 11, 27, 12, 30, 1, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
