@@ -683,6 +683,35 @@ def test_a_save_writes_what_the_models_own_code_makes(
     assert doc[key] == written
 
 
+@dataclass(frozen=True, slots=True)
+class Unknown(tac.FieldMarker):
+    """A marker with no schema, which the lane does not know (as a codec's marker would be)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedMore(tac.Indexed):
+    """A subclass of a known marker: it may mean more than ``Indexed`` does."""
+
+
+class UnknownMarked(tac.Model, type_name="fastlane_unknown_marked", version="1.0"):
+    secret: Annotated[str, tac.Indexed(), Unknown()] = "plain"
+
+
+class SubclassMarked(tac.Model, type_name="fastlane_subclass_marked", version="1.0"):
+    secret: Annotated[str, IndexedMore()] = "plain"
+
+
+class IndexedOnly(tac.Model, type_name="fastlane_indexed_only", version="1.0"):
+    secret: Annotated[str, tac.Indexed()] = "plain"
+
+
+def test_a_field_marker_the_lane_does_not_know_keeps_the_model_out_of_it() -> None:
+    # A codec's marker (encryption, hashing) must never be written by the lane in plain text.
+    assert UnknownMarked.__couch_fast__ is None
+    assert SubclassMarked.__couch_fast__ is None
+    assert IndexedOnly.__couch_fast__ is not None
+
+
 class Plain(tac.Model, type_name="fastlane_plain", version="1.0"):
     x: int = 0
 

@@ -6,6 +6,7 @@ as it is keeps both contracts; a copy with a deliberate violation breaks the rig
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -68,3 +69,20 @@ def test_pydantic_in_the_raw_layer_breaks_the_forbidden_contract(tmp_path: Path)
     result = _lint(tmp_path, {"_couch/_violation.py": "import pydantic\n"})
     assert result.returncode == 1, result.stdout
     assert "never import pydantic BROKEN" in result.stdout
+
+
+def test_no_class_is_over_600_lines() -> None:
+    # Documents, paging and changes are separate ideas: a class that grows past this holds two.
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        classes = [
+            node
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ClassDef)
+        ]
+        long += [
+            f"{path.relative_to(PACKAGE)}:{node.name}"
+            for node in classes
+            if (node.end_lineno or 0) - node.lineno + 1 > 600
+        ]
+    assert long == []
