@@ -14,6 +14,7 @@ from ._config import (
     RetryPolicy,
     SessionAuth,
     Timeouts,
+    TokenAuth,
 )
 from ._couch import BulkResult, ClientStats, InsecureTLSWarning, RequestRecord
 from ._exceptions import (
@@ -47,6 +48,7 @@ from ._exceptions import (
     Unauthorized,
     UnknownIndexError,
     UnsupportedMediaType,
+    WriteNotConfirmed,
     WrongTypeError,
 )
 from ._models import (
@@ -145,6 +147,7 @@ __all__ = [
     "SessionAuth",
     "StreamResponse",
     "Timeouts",
+    "TokenAuth",
     "TooManyRequests",
     "Transport",
     "TransportError",
@@ -153,6 +156,7 @@ __all__ = [
     "UnknownIndexError",
     "UnsupportedMediaType",
     "UpgradeStep",
+    "WriteNotConfirmed",
     "WrongTypeError",
     "__version__",
     "check_doc_id",

@@ -5,7 +5,9 @@ conflicts; and the one backoff computation they share."""
 from __future__ import annotations
 
 import base64
+import inspect
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ._exceptions import InvalidInputError
@@ -19,6 +21,7 @@ __all__ = [
     "RetryPolicy",
     "SessionAuth",
     "Timeouts",
+    "TokenAuth",
     "backoff_delay",
 ]
 
@@ -100,7 +103,39 @@ class BearerAuth:
         return f"Bearer {self.token}"
 
 
-Auth = BasicAuth | SessionAuth | BearerAuth
+@dataclass(frozen=True, slots=True)
+class TokenAuth:
+    """A bearer token that expires (Cloudant's IAM tokens, an identity provider's JWTs),
+    fetched by ``provider``: a function, or coroutine function, of no arguments returning
+    the token.
+
+    The token is fetched before the first request, again after ``lifetime`` seconds (if
+    given: set it a little below the token's real lifetime), and again, once, when the server
+    answers 401 (the request is then repeated). Concurrent requests share one fetch. A
+    ``provider`` that raises makes the request raise that error.
+    """
+
+    provider: Callable[[], str | Awaitable[str]] = field(repr=False)
+    lifetime: float | None = None
+
+    def __post_init__(self) -> None:
+        if not callable(self.provider):
+            raise InvalidInputError("TokenAuth needs a callable provider of tokens")
+        if self.lifetime is not None and self.lifetime <= 0:
+            raise InvalidInputError("a token lifetime must be positive (seconds)")
+
+    async def fetch(self) -> str:
+        """A fresh token from the provider. Raises :class:`InvalidInputError` for a token
+        that is not a non-empty str (whatever the provider raises, it raises too)."""
+        token = self.provider()
+        if inspect.isawaitable(token):
+            token = await token
+        if not isinstance(token, str) or not token:
+            raise InvalidInputError("the TokenAuth provider must return a non-empty str token")
+        return token
+
+
+Auth = BasicAuth | SessionAuth | BearerAuth | TokenAuth
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +146,11 @@ class RetryPolicy:
     server answered one of ``statuses`` (by default 429, honouring ``Retry-After``, and 502,
     503, 504). Only requests that are safe to repeat are retried after they may have reached the
     server: reads, PUT and DELETE of a known id, and ``_bulk_docs`` whose documents carry ids.
-    A 409 is never retried here: that is a decision for the code that knows the document.
-    ``RetryPolicy.disabled()`` turns retries off.
+    A CouchDB cluster's internal timeout (a 500 with ``"error": "timeout"``) counts as
+    transient for safe requests too. A view read that keeps meeting it while its index is being
+    built waits for up to ``index_build_wait`` seconds in all (polling with backoff) before the
+    error is raised. A 409 is never retried here: that is a decision for the code that knows
+    the document. ``RetryPolicy.disabled()`` turns retries off (and the index wait with them).
     """
 
     max_retries: int = 3
@@ -120,17 +158,20 @@ class RetryPolicy:
     max_backoff: float = 5.0
     max_retry_after: float = 30.0
     statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    index_build_wait: float = 300.0
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise InvalidInputError("max_retries must be 0 or more")
         if self.backoff < 0 or self.max_backoff < 0:
             raise InvalidInputError("backoff values must be 0 or more")
+        if self.index_build_wait < 0:
+            raise InvalidInputError("index_build_wait must be 0 or more (seconds)")
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
         """A policy that never retries."""
-        return cls(max_retries=0)
+        return cls(max_retries=0, index_build_wait=0.0)
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based).

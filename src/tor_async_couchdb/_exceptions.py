@@ -20,6 +20,7 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   ├── MethodNotAllowed      405
     │   ├── NotAcceptable         406
     │   ├── Conflict              409 (also one document's conflict in a bulk answer)
+    │   │   └── WriteNotConfirmed a cluster took a write on too few copies, and it did not hold
     │   ├── PreconditionFailed    412
     │   ├── PayloadTooLarge       413
     │   ├── UnsupportedMediaType  415
@@ -72,6 +73,7 @@ __all__ = [
     "Unauthorized",
     "UnknownIndexError",
     "UnsupportedMediaType",
+    "WriteNotConfirmed",
     "WrongTypeError",
     "status_error",
 ]
@@ -202,6 +204,14 @@ class NotAcceptable(HTTPStatusError):
 
 class Conflict(HTTPStatusError):
     """409: the document was changed by someone else (its revision is not the latest)."""
+
+
+class WriteNotConfirmed(Conflict):
+    """A write a CouchDB cluster accepted (``202 Accepted``: fewer copies than its write
+    quorum took it, or a concurrent write on other copies raced it) did not survive: another
+    revision won, and this one was withdrawn. Nothing of it remains, so, like any conflict, the
+    change can be made again on the current document (``update`` does, under its policy).
+    ``status`` is the 202 of the write."""
 
 
 class PreconditionFailed(HTTPStatusError):

@@ -72,7 +72,7 @@ async def test_migrate_resumes_after_an_interruption(db: tac.Database) -> None:
 
     with pytest.raises(Interrupted):
         await db.migrate(Fruit, page_size=500, progress=stop_after_first_page)
-    checkpoint = await db.get_doc("_local/migrate_fruit")
+    checkpoint = await db.get_doc("tac_checkpoint_migrate_fruit")
     assert checkpoint["last_key"] == docs[499]["_id"]
     assert checkpoint["upgraded"] == 500
     assert seen == [tac.MigrationProgress(seen=500, upgraded=500, last_key=docs[499]["_id"])]
@@ -91,7 +91,7 @@ async def test_migrate_resumes_after_an_interruption(db: tac.Database) -> None:
     )
     assert [p.seen for p in seen] == [500, 1000, 1301, 1301]
     with pytest.raises(tac.NotFound):
-        await db.get_doc("_local/migrate_fruit")
+        await db.get_doc("tac_checkpoint_migrate_fruit")
 
     stored = {row["id"]: row["doc"] async for row in db.all_docs(include_docs=True)}
     for n, doc in enumerate(docs):

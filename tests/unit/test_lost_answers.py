@@ -37,6 +37,8 @@ class LossyCouch:
         if path.endswith("/_all_docs"):
             keys = orjson.loads(request.body or b"{}")["keys"]
             return Response(200, {}, orjson.dumps({"rows": [self._row(key) for key in keys]}))
+        if path.count("/") == 1:  # the database itself: a single node (no "cluster" in it)
+            return Response(200, {}, b'{"db_name": "db", "doc_count": 0}')
         doc_id = path.rsplit("/", 1)[1]
         if request.method in ("GET", "HEAD"):
             doc = self.docs.get(doc_id)

@@ -22,6 +22,11 @@ class BulkResult(NamedTuple):
     """The outcome of one document of a ``_bulk_docs`` request: saved (``rev`` set), or
     ``error`` (a :class:`HTTPStatusError`, e.g. :class:`Conflict`) and nothing written.
 
+    ``accepted`` is CouchDB 3's ``"accepted": true``: a cluster took the write on fewer copies
+    than its write quorum. Such a write is not yet committed: a concurrent write on the other
+    copies may win over it, and it may vanish (the store confirms such writes before it reports
+    them saved; see ``docs/clusters.md``). ``committed`` is a write the quorum took.
+
     (A named tuple: a bulk answer makes thousands, and a tuple is the cheapest immutable
     record to build, measured at a third of a frozen dataclass's cost.)
     """
@@ -29,11 +34,17 @@ class BulkResult(NamedTuple):
     id: str
     rev: str | None
     error: HTTPStatusError | None = None
+    accepted: bool = False
 
     @property
     def ok(self) -> bool:
-        """Whether this document was saved."""
+        """Whether this document was written (committed, or only accepted)."""
         return self.error is None
+
+    @property
+    def committed(self) -> bool:
+        """Whether the write quorum took this write."""
+        return self.error is None and not self.accepted
 
 
 _new_tuple = tuple.__new__
@@ -59,10 +70,10 @@ def match_bulk(ids: list[str | None], answer: Any, url: str) -> list[BulkResult]
     for item, doc_id in zip(answer, ids, strict=True):
         if type(item) is not dict or item.get("id") != doc_id or doc_id is None:
             break
-        if "error" in item:
+        if "error" in item or "accepted" in item:
             break
         # tuple.__new__ directly: a third cheaper than the named tuple's own __new__.
-        append(_new_tuple(BulkResult, (doc_id, item.get("rev"), None)))
+        append(_new_tuple(BulkResult, (doc_id, item.get("rev"), None, False)))
     else:
         return results
     results = [_bulk_result(item, url) for item in answer]
@@ -94,7 +105,7 @@ def _bulk_result(item: Any, url: str) -> BulkResult:
     doc_id = item["id"]
     error = item.get("error")
     if error is None:
-        return BulkResult(doc_id, item.get("rev"))
+        return BulkResult(doc_id, item.get("rev"), None, item.get("accepted") is True)
     status = _BULK_ERROR_STATUS.get(str(error), 500)
     exception = status_error(
         status, method="POST", url=url, error=str(error), reason=item.get("reason"), doc_id=doc_id

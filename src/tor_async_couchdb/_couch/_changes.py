@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -148,14 +149,20 @@ async def follow_changes(
     heartbeat: float = 10.0,
     reconnect_delay: float = 0.5,
     max_reconnect_delay: float = 30.0,
+    dedupe_window: int = 10_000,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """A continuous ``_changes`` feed as an endless async iterator of changes.
 
     The server sends an empty line every ``heartbeat`` seconds; silence for three
     heartbeats counts as a dead connection. After a dropped connection or a transient
     error the feed reconnects (with capped exponential backoff) and resumes from the last
-    sequence it yielded, so the consumer sees every change exactly once. Stop it with
-    ``break`` or by cancelling the task; HTTP errors other than 5xx/429 end it.
+    sequence it yielded. No change is missed. On one node no change comes twice; a
+    cluster may send changes again after a reconnect (its sequences are per shard copy):
+    within one run, the feed drops a change whose id and revisions it already yielded
+    (remembering the last ``dedupe_window`` ids), so a consumer sees each change at least
+    once, and twice only if its id fell out of that window (see ``docs/clusters.md``).
+    Stop it with ``break`` or by cancelling the task; HTTP errors other than 5xx/429 end
+    it.
     """
     query = _changes_query(
         since=since,
@@ -177,6 +184,7 @@ async def follow_changes(
     body = _changes_body(doc_ids, selector)
     method = "POST" if body is not None else "GET"
     failures = 0
+    yielded = _Yielded(dedupe_window)
     while True:
         target = base + "/_changes" + query_string(query)
         try:
@@ -189,7 +197,8 @@ async def follow_changes(
                         continue  # the closing {"last_seq": ...} of a feed that ended
                     failures = 0
                     query["since"] = str(change["seq"])
-                    yield change
+                    if yielded.first_time(change):
+                        yield change
         except (TransportError, HTTPStatusError) as error:
             if isinstance(error, HTTPStatusError) and not (
                 error.status >= 500 or error.status == 429
@@ -209,3 +218,32 @@ async def follow_changes(
             # The server ended the feed (it should not): resume where it left off.
             failures += 1
             await asyncio.sleep(min(max_reconnect_delay, reconnect_delay))
+
+
+class _Yielded:
+    """The revisions a feed has yielded, per document id, for the last ``window`` ids.
+
+    A cluster's sequences are per shard copy: a feed resumed after a reconnect (or a shard
+    copy that took over) may be sent changes it already had. A change whose id and revisions
+    equal the last ones yielded for that id is one of those, and is not yielded again.
+    """
+
+    __slots__ = ("_last", "_window")
+
+    def __init__(self, window: int) -> None:
+        self._window = window
+        self._last: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    def first_time(self, change: Mapping[str, Any]) -> bool:
+        """Whether ``change`` was not yielded yet (and remember it, if so)."""
+        doc_id = change.get("id")
+        if not isinstance(doc_id, str) or self._window <= 0:
+            return True
+        revs = tuple(str(item.get("rev")) for item in change.get("changes") or ())
+        if self._last.get(doc_id) == revs:
+            return False
+        self._last[doc_id] = revs
+        self._last.move_to_end(doc_id)
+        if len(self._last) > self._window:
+            self._last.popitem(last=False)
+        return True

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._config import DEFAULT_PAGE_SIZE
 from .._exceptions import (
-    Conflict,
     InvalidInputError,
     NotFound,
     PreconditionFailed,
@@ -20,6 +19,7 @@ from .._ids import check_doc_id
 from .._json import dumps, loads
 from ._bulk import BulkResult, match_bulk, match_replicated
 from ._changes import follow_changes, read_changes
+from ._echoes import saved_echo, settle_echoes
 from ._engine import Engine
 from ._paging import MISSING, paged_find, paged_rows, view_params
 from ._urls import design_name, doc_path, query_string, quote_segment
@@ -139,10 +139,12 @@ class Database:
         conflicts: bool = False,
         deleted_conflicts: bool = False,
         attachments: bool = False,
+        r: int | None = None,
     ) -> dict[str, Any]:
-        """``GET /db/{id}``: the document. Raises :class:`NotFound`."""
+        """``GET /db/{id}``: the document. ``r`` asks a cluster for that many copies' answers
+        (the read quorum). Raises :class:`NotFound`."""
         target = self._doc_target(doc_id)
-        if rev or revs_info or conflicts or deleted_conflicts or attachments:
+        if rev or revs_info or conflicts or deleted_conflicts or attachments or r is not None:
             target += query_string(
                 {
                     "rev": rev,
@@ -150,18 +152,29 @@ class Database:
                     "conflicts": conflicts or None,
                     "deleted_conflicts": deleted_conflicts or None,
                     "attachments": attachments or None,
+                    "r": r,
                 }
             )
         doc: dict[str, Any] = await self._engine.json("GET", target, doc_id=doc_id)
         return doc
 
     async def get_open_revs(
-        self, doc_id: str, revs: Sequence[str] | Literal["all"] = "all"
+        self,
+        doc_id: str,
+        revs: Sequence[str] | Literal["all"] = "all",
+        *,
+        history: bool = False,
+        r: int | None = None,
     ) -> list[dict[str, Any]]:
         """``GET /db/{id}?open_revs=...``: the leaf revisions (``{"ok": doc}`` or
-        ``{"missing": rev}`` each), as replication conflicts are inspected."""
+        ``{"missing": rev}`` each), as replication conflicts are inspected. ``history`` adds
+        each leaf's ancestors (``_revisions``); ``r`` is the read quorum."""
         target = self._doc_target(doc_id) + query_string(
-            {"open_revs": revs if revs == "all" else list(revs)}
+            {
+                "open_revs": revs if revs == "all" else list(revs),
+                "revs": history or None,
+                "r": r,
+            }
         )
         answer: list[dict[str, Any]] = await self._engine.json("GET", target, doc_id=doc_id)
         return answer
@@ -180,54 +193,36 @@ class Database:
         # pouchdb-server's ETag is a body hash, not the revision: ask for the document.
         return str((await self.get_doc(doc_id))["_rev"])
 
-    async def put_doc(self, doc: Mapping[str, Any], *, batch: bool = False) -> dict[str, Any]:
+    async def put_doc(
+        self, doc: Mapping[str, Any], *, batch: bool = False, w: int | None = None
+    ) -> dict[str, Any]:
         """``PUT /db/{doc["_id"]}``: create (no ``_rev``) or update a document.
 
-        Returns ``{"ok", "id", "rev"}``; ``doc`` itself is not changed. Raises
-        :class:`Conflict` if ``_rev`` is not the latest, :class:`InvalidInputError` if the
-        document has no ``_id`` or is not JSON.
+        Returns ``{"ok", "id", "rev", "accepted"}``; ``doc`` itself is not changed.
+        ``accepted`` is True for a ``202 Accepted``: a cluster took the write on fewer copies
+        than its write quorum, so it is not yet committed (see :class:`BulkResult`). ``w``
+        asks for that many copies before the answer. Raises :class:`Conflict` if ``_rev`` is
+        not the latest, :class:`InvalidInputError` if the document has no ``_id`` or is not
+        JSON.
         """
         doc_id = doc.get("_id")
         if doc_id is None:
             raise InvalidInputError("put_doc needs a document with an '_id' (or use post_doc)")
-        target = self._doc_target(doc_id) + ("?batch=ok" if batch else "")
+        target = self._doc_target(doc_id)
+        if batch or w is not None:
+            target += query_string({"batch": "ok" if batch else None, "w": w})
         body = dumps(doc, what=f"document {doc_id!r}")
         response, maybe_done = await self._engine.exchange("PUT", target, body, safe=True)
         if response.status == 409 and maybe_done:
             # A retry after a lost answer: the 409 may be this write's own first attempt.
-            echo = await self._saved_echo(doc_id, doc)
+            echo = await saved_echo(self, doc_id, doc)
             if echo is not None:
                 return echo
         if response.status >= 300:
             raise self._engine.status_error("PUT", target, response, doc_id)
         answer: dict[str, Any] = loads(response.body, method="PUT", url=self._engine.url_of(target))
+        answer["accepted"] = response.status == 202
         return answer
-
-    async def _saved_echo(self, doc_id: str, doc: Mapping[str, Any]) -> dict[str, Any] | None:
-        """``{"ok", "id", "rev"}`` if the current revision of ``doc_id`` is exactly ``doc``
-        written on top of the revision it names (so an earlier attempt of it was saved)."""
-        sent_rev = doc.get("_rev")
-        generation = int(str(sent_rev).split("-", 1)[0]) if sent_rev else 0
-        if doc.get("_deleted"):
-            return await self._deleted_echo(doc_id, generation)
-        try:
-            current = await self.get_doc(doc_id)
-        except NotFound:
-            return None
-        rev = str(current.pop("_rev", ""))
-        if not rev.startswith(f"{generation + 1}-"):
-            return None
-        expected = loads(dumps({k: v for k, v in doc.items() if k != "_rev"}), method="", url="")
-        return {"ok": True, "id": doc_id, "rev": rev} if current == expected else None
-
-    async def _deleted_echo(self, doc_id: str, generation: int) -> dict[str, Any] | None:
-        # A deleted document answers 404 to GET; _all_docs still names its deleting revision.
-        async for row in self.all_docs(keys=[doc_id]):
-            value = row.get("value") or {}
-            rev = str(value.get("rev", ""))
-            if value.get("deleted") and rev.startswith(f"{generation + 1}-"):
-                return {"ok": True, "id": doc_id, "rev": rev}
-        return None
 
     async def post_doc(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /db``: create a document; the server picks the id if it has none. Not
@@ -239,7 +234,8 @@ class Database:
         return answer
 
     async def delete_doc(self, doc_id: str, rev: str) -> dict[str, Any]:
-        """``DELETE /db/{id}?rev=...``. Raises :class:`Conflict`, :class:`NotFound`."""
+        """``DELETE /db/{id}?rev=...``: ``{"ok", "id", "rev", "accepted"}`` (as for
+        :meth:`put_doc`). Raises :class:`Conflict`, :class:`NotFound`."""
         if not rev:
             raise InvalidInputError(f"deleting document {doc_id!r} needs its current rev")
         target = self._doc_target(doc_id) + query_string({"rev": rev})
@@ -252,6 +248,7 @@ class Database:
         answer: dict[str, Any] = loads(
             response.body, method="DELETE", url=self._engine.url_of(target)
         )
+        answer["accepted"] = response.status == 202
         return answer
 
     async def copy_doc(
@@ -344,21 +341,8 @@ class Database:
             return match_replicated(ids, answer, self._engine.url_of(target))
         results = match_bulk(ids, answer, self._engine.url_of(target))
         if maybe_done:
-            results = await self._settle_echoes(docs, results)
+            results = await settle_echoes(self, docs, results)
         return results
-
-    async def _settle_echoes(
-        self, docs: Sequence[Mapping[str, Any]], results: list[BulkResult]
-    ) -> list[BulkResult]:
-        """After a retry of a lost answer, turn conflicts that are the echo of the first
-        attempt's own writes into the successes they were."""
-        settled = list(results)
-        for index, (doc, result) in enumerate(zip(docs, results, strict=True)):
-            if isinstance(result.error, Conflict):
-                echo = await self._saved_echo(result.id, doc)
-                if echo is not None:
-                    settled[index] = BulkResult(result.id, echo["rev"])
-        return settled
 
     async def bulk_get(self, docs: Sequence[tuple[str, str | None]]) -> list[dict[str, Any]]:
         """``POST /db/_bulk_get`` for ``(id, rev or None)`` pairs: CouchDB's answer items
@@ -596,14 +580,20 @@ class Database:
         heartbeat: float = 10.0,
         reconnect_delay: float = 0.5,
         max_reconnect_delay: float = 30.0,
+        dedupe_window: int = 10_000,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """A continuous ``_changes`` feed as an endless async iterator of changes.
 
         The server sends an empty line every ``heartbeat`` seconds; silence for three
         heartbeats counts as a dead connection. After a dropped connection or a transient
         error the feed reconnects (with capped exponential backoff) and resumes from the last
-        sequence it yielded, so the consumer sees every change exactly once. Stop it with
-        ``break`` or by cancelling the task; HTTP errors other than 5xx/429 end it.
+        sequence it yielded. No change is missed. On one node no change comes twice; a
+        cluster may send changes again after a reconnect (its sequences are per shard copy):
+        within one run, the feed drops a change whose id and revisions it already yielded
+        (remembering the last ``dedupe_window`` ids), so a consumer sees each change at least
+        once, and twice only if its id fell out of that window (see ``docs/clusters.md``).
+        Stop it with ``break`` or by cancelling the task; HTTP errors other than 5xx/429 end
+        it.
         """
         return follow_changes(
             self._engine,
@@ -619,6 +609,7 @@ class Database:
             heartbeat=heartbeat,
             reconnect_delay=reconnect_delay,
             max_reconnect_delay=max_reconnect_delay,
+            dedupe_window=dedupe_window,
         )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from .._config import Auth, BasicAuth, BearerAuth, RetryPolicy, SessionAuth, Timeouts
+from .._config import Auth, BasicAuth, BearerAuth, RetryPolicy, SessionAuth, Timeouts, TokenAuth
 from .._exceptions import (
     ClientClosedError,
     ConnectError,
@@ -147,6 +147,8 @@ class Engine:
         self._headers = self._fixed_headers()
         self._cookie: str | None = None
         self._login_lock: asyncio.Lock | None = None
+        self._token: str | None = None
+        self._token_expires = 0.0
         self._counters = _Counters()
         self.closed = False
 
@@ -164,6 +166,11 @@ class Engine:
     def url(self) -> str:
         """The server's URL, without credentials."""
         return self._origin + self._prefix
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of transient failures."""
+        return self._retry
 
     def _fixed_headers(self) -> list[tuple[str, str]]:
         # pouchdb-server answers text/plain unless asked for JSON; CouchDB ignores it.
@@ -237,7 +244,7 @@ class Engine:
         renewed = False
         maybe_done = False
         while True:
-            request_headers = await self._with_cookie(base_headers)
+            request_headers = await self._with_credentials(base_headers)
             self._counters.requests += 1
             try:
                 response = await self._transport.request(method, target, request_headers, body)
@@ -264,10 +271,11 @@ class Engine:
             self._counters.errors_by_status[status] = (
                 self._counters.errors_by_status.get(status, 0) + 1
             )
-            if status == 401 and isinstance(self._auth, SessionAuth) and not renewed:
-                # The session expired: log in again, once, and repeat the request.
+            if status == 401 and self._renewable() and not renewed:
+                # The session or token expired: log in (or fetch a token) again, once, and
+                # repeat the request.
                 renewed = True
-                self._cookie = None
+                self._forget_credentials()
                 continue
             delay = self._retry_delay(None, response, safe, retries)
             if delay is None:
@@ -292,10 +300,19 @@ class Engine:
             headers.append(_JSON)
         return headers
 
-    async def _with_cookie(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    async def _with_credentials(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if isinstance(self._auth, SessionAuth):
             return [*headers, ("Cookie", await self._session_cookie())]
+        if isinstance(self._auth, TokenAuth):
+            return [*headers, ("Authorization", f"Bearer {await self._current_token()}")]
         return headers
+
+    def _renewable(self) -> bool:
+        return isinstance(self._auth, SessionAuth | TokenAuth)
+
+    def _forget_credentials(self) -> None:
+        self._cookie = None
+        self._token = None
 
     def _retry_delay(
         self, error: TransportError | None, response: Response | None, safe: bool, retries: int
@@ -315,7 +332,9 @@ class Engine:
                 return policy.delay(retries + 1)
             return None
         assert response is not None
-        if not safe or response.status not in policy.statuses:
+        if not safe:
+            return None
+        if response.status not in policy.statuses and not _fabric_timeout(response):
             return None
         return policy.delay(retries + 1, _retry_after(response))
 
@@ -438,7 +457,7 @@ class Engine:
         full = self._prefix + target
         session = isinstance(self._auth, SessionAuth)
         for attempt in range(2):
-            headers = await self._with_cookie(base_headers)
+            headers = await self._with_credentials(base_headers)
             started = time.perf_counter()
             self._counters.requests += 1
             try:
@@ -449,9 +468,9 @@ class Engine:
                     self._record(
                         method, full, status=status, started=started, retries=0, error=None
                     )
-                    if status == 401 and session and attempt == 0:
+                    if status == 401 and self._renewable() and attempt == 0:
                         await response.read()
-                        self._cookie = None
+                        self._forget_credentials()
                         continue
                     if status >= 300:
                         # Read the body: it holds CouchDB's ``error`` and ``reason``.
@@ -465,6 +484,25 @@ class Engine:
                 self._counters.transport_errors += 1
                 self._record(method, full, status=None, started=started, retries=0, error=error)
                 raise
+
+    # -- refreshed tokens --------------------------------------------------------------------
+
+    async def _current_token(self) -> str:
+        if self._token is not None and time.monotonic() < self._token_expires:
+            return self._token
+        if self._login_lock is None:
+            self._login_lock = asyncio.Lock()
+        async with self._login_lock:
+            # Another task may have fetched one while this one waited for the lock.
+            if self._token is not None and time.monotonic() < self._token_expires:
+                return self._token
+            auth = self._auth
+            assert isinstance(auth, TokenAuth)
+            token = await auth.fetch()
+            self._token = token
+            lifetime = auth.lifetime if auth.lifetime is not None else float("inf")
+            self._token_expires = time.monotonic() + lifetime
+            return token
 
     # -- cookie sessions ---------------------------------------------------------------------
 
@@ -522,6 +560,19 @@ def _maybe_carried_out(error: TransportError | None, status: int | None) -> bool
     if isinstance(error, ConnectionLost | ReadTimeout):
         return True  # the request was written: the server may have read and carried it out
     return status in (502, 504)  # a gateway lost the answer of a server that may have acted
+
+
+def _fabric_timeout(response: Response) -> bool:
+    """Whether a 500 is a CouchDB cluster's internal timeout (``{"error": "timeout"}``): the
+    nodes did not answer each other in time (a busy cluster, a view index being built), which
+    a safe request may simply try again."""
+    if response.status != 500 or b"timeout" not in response.body:
+        return False
+    try:
+        answer = loads(response.body, method="", url="")
+    except TransportError:
+        return False
+    return isinstance(answer, dict) and answer.get("error") == "timeout"
 
 
 def _retry_after(response: Response) -> float | None:

@@ -7,16 +7,21 @@ as little as early ones. ``_find`` pages by ``bookmark``.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 
-from .._config import DEFAULT_PAGE_SIZE
-from .._exceptions import InvalidInputError, ProtocolError
+from .._config import DEFAULT_PAGE_SIZE, backoff_delay
+from .._exceptions import InvalidInputError, ProtocolError, ServerError
 from .._json import dumps
 from ._engine import Engine
 from ._urls import query_string
 
 __all__ = ["MISSING", "paged_find", "paged_rows", "view_params"]
+
+logger = logging.getLogger("tor_async_couchdb")
 
 
 class _Missing:
@@ -88,6 +93,9 @@ async def paged_rows(
         ):
             yield row
         return
+    # Every page from the same shard copies (CouchDB 3): pages read from copies that differ
+    # for a moment after a write could skip or repeat rows. Servers without it ignore it.
+    params = {**params, "stable": True}
     remaining = limit
     # Rows already yielded that share the key the next page starts at. Where the server
     # ignores startkey_docid (pouchdb-server does), they are skipped with ``skip``: only
@@ -184,12 +192,33 @@ async def _page(
     full = target + query_string(params)
     method = "GET" if body is None else "POST"
     encoded = None if body is None else dumps(body, what="keys")
-    answer = await engine.json(method, full, encoded, safe=True)
+    answer = await _waiting_for_the_index(engine, method, full, encoded)
     rows = answer.get("rows") if isinstance(answer, dict) else None
     if not isinstance(rows, list):
         url = engine.url_of(full)
         raise ProtocolError("a view answer must hold a 'rows' list", method=method, url=url)
     return rows
+
+
+async def _waiting_for_the_index(
+    engine: Engine, method: str, target: str, body: bytes | None
+) -> Any:
+    """``engine.json`` of a view read, waiting out a cluster's internal timeouts (a 500 with
+    ``"error": "timeout"``, what a first read of a large view meets while its index is built)
+    for up to the retry policy's ``index_build_wait`` seconds."""
+    deadline = time.monotonic() + engine.retry.index_build_wait
+    polls = 0
+    while True:
+        try:
+            return await engine.json(method, target, body, safe=True)
+        except ServerError as error:
+            left = deadline - time.monotonic()
+            if error.error != "timeout" or left <= 0:
+                raise
+            polls += 1
+            delay = min(left, backoff_delay(polls, 0.5, 10.0, jitter=False))
+            logger.info("view %s still building its index; asking again in %.1f s", target, delay)
+            await asyncio.sleep(delay)
 
 
 async def paged_find(

@@ -28,7 +28,8 @@ class CouchDB:
 
     ``url`` may carry credentials (``http://user:pass@host:5984``), which become basic auth
     unless ``auth`` is given: a ``(user, password)`` tuple (basic), :class:`BasicAuth`,
-    :class:`SessionAuth` or :class:`BearerAuth`. ``verify`` is True (system CAs), a CA bundle
+    :class:`SessionAuth`, :class:`BearerAuth` or :class:`TokenAuth` (a token that expires, fetched
+    by a function of yours). ``verify`` is True (system CAs), a CA bundle
     path, or False (warns); ``client_cert`` a PEM path or ``(cert, key)`` paths. ``transport``
     replaces the HTTP implementation (tests pass a :class:`MockTransport`). ``on_request`` is
     called with a :class:`RequestRecord` after every request, for tracing.

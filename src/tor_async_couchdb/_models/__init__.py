@@ -4,6 +4,7 @@ protocol. Pure: no I/O (the store does the reading and writing)."""
 from .._ids import IdGenerator, check_doc_id, id_timestamp, new_id
 from ._codecs import DocumentCodec, DocumentContext, FieldCodec, FieldContext
 from ._model import (
+    WRITE_STAMP,
     FieldMarker,
     Index,
     Indexed,
@@ -31,6 +32,7 @@ __all__ = [
     "ModelInfo",
     "ModelSet",
     "UpgradeStep",
+    "WRITE_STAMP",
     "check_doc_id",
     "design_doc",
     "design_docs",

@@ -94,6 +94,7 @@ from .._json import format_utc
 from ._fastlane import Plan, build_plan
 
 __all__ = [
+    "WRITE_STAMP",
     "FieldMarker",
     "Index",
     "Indexed",
@@ -134,6 +135,10 @@ _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 # Values that cannot hold a datetime (datetime itself is a date: test for it first).
 _LEAVES: Final = (str, int, float, Decimal, Enum, date, time, timedelta, UUID, bytes, type(None))
 _UPGRADE_ATTR: Final = "__couch_upgrade__"
+# The write stamp the store puts in documents it writes to a cluster, so that two writers of the
+# same body on the same parent make different revisions (see _store/_quorum.py). Not a field:
+# reading leaves it out. (No field can have this name: it is not a Python identifier.)
+WRITE_STAMP: Final = "~write"
 
 _M = TypeVar("_M", bound="FieldMarker")
 # What @upgrade decorates: a staticmethod at run time, which type checkers see as its function.
@@ -427,7 +432,7 @@ class Model(BaseModel):
     # Set for each subclass by _prepare_documents, never changed afterwards: the keys of a
     # document that from_doc does not validate ("type", computed fields), and where the dump
     # may hold datetimes (None: anywhere, walk all of it).
-    __couch_skipped_keys__: ClassVar[frozenset[str]] = frozenset({"type"})
+    __couch_skipped_keys__: ClassVar[frozenset[str]] = frozenset({"type", WRITE_STAMP})
     # The keys a current document may have for from_doc to read it by its quickest path.
     __couch_doc_keys__: ClassVar[frozenset[str]] = frozenset()
     __couch_datetimes__: ClassVar[_DumpedDatetimes | None] = None
@@ -655,6 +660,7 @@ class Model(BaseModel):
             # no _conflicts, _attachments...). Copied whole, it is the data.
             data = dict(doc)
             del data["type"]
+            data.pop(WRITE_STAMP, None)
             data["id"], data["rev"] = data.pop("_id", None), data.pop("_rev", None)
         else:
             if doc.get("type") != info.type_string:  # an older version: check and upgrade
@@ -795,8 +801,10 @@ def _prepare_documents(cls: type[Model]) -> None:
     fields that can dump one are kept for :meth:`Model.to_doc`. Where it cannot tell (``Any``,
     an unknown class or validator), a field counts as able to.
     """
-    cls.__couch_skipped_keys__ = frozenset({"type", *cls.model_computed_fields})
-    cls.__couch_doc_keys__ = frozenset({"_id", "_rev", "type", *cls.model_fields} - {"id", "rev"})
+    cls.__couch_skipped_keys__ = frozenset({"type", WRITE_STAMP, *cls.model_computed_fields})
+    cls.__couch_doc_keys__ = frozenset(
+        {"_id", "_rev", "type", WRITE_STAMP, *cls.model_fields} - {"id", "rev"}
+    )
     info = cls.__couch__
     cls.__couch_fast__ = (
         None

@@ -2,8 +2,9 @@
 subclassing; its mapper is the one seam between documents and models, where codecs run."""
 
 from ._client import CouchDB
-from ._database import Change, Database, SaveResult
+from ._database import Change, Database
 from ._mapper import Codec, Mapper
 from ._migrate import MigrationProgress
+from ._results import SaveResult
 
 __all__ = ["Change", "Codec", "CouchDB", "Database", "Mapper", "MigrationProgress", "SaveResult"]

@@ -40,6 +40,7 @@ class CouchDB(RawCouchDB):
         codecs: Iterable[Codec] = (),
     ) -> None:
         self._mapper = Mapper(codecs)  # checked before any connection exists
+        self._copies: dict[str, int] = {}
         super().__init__(
             url,
             auth=auth,
@@ -56,4 +57,4 @@ class CouchDB(RawCouchDB):
         """A handle of database ``name`` (no I/O), with models. ``codecs`` replaces the
         client's codecs for this handle. Raises :class:`InvalidNameError`."""
         mapper = self._mapper if codecs is None else Mapper(codecs)
-        return Database(self, check_db_name(name), mapper=mapper)
+        return Database(self, check_db_name(name), mapper=mapper, copies=self._copies)

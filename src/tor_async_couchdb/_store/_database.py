@@ -17,14 +17,14 @@ from __future__ import annotations
 import inspect
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from .._config import DEFAULT_PAGE_SIZE, ConflictRetry
+from .._couch import BulkResult
 from .._couch import Database as RawDatabase
-from .._exceptions import HTTPStatusError, InvalidInputError, NotFound
+from .._exceptions import InvalidInputError, NotFound, WriteNotConfirmed
 from .._models import Index, Model, design_docs
-from ._mapper import Mapper, with_rev
+from ._mapper import Mapper, checked_doc, with_rev
 from ._migrate import MigrationProgress, Progress, migrate
 from ._queries import (
     HIGH,
@@ -38,6 +38,8 @@ from ._queries import (
     under,
     view_of,
 )
+from ._quorum import confirm_write, settle_siblings
+from ._results import SaveResult
 from ._retry import retry_conflicts
 
 if TYPE_CHECKING:
@@ -47,30 +49,6 @@ __all__ = ["Change", "Database", "SaveResult"]
 
 M = TypeVar("M", bound=Model)
 Change = Callable[[M], M | Awaitable[M]]
-
-
-@dataclass(frozen=True, slots=True)
-class SaveResult(Generic[M]):
-    """The outcome of one model of :meth:`Database.save_many`.
-
-    ``model`` is the saved model (id and new rev set) when ``ok``; otherwise it is the model as
-    sent (with the id it was given) and ``error`` says why it was not written (for example
-    :class:`Conflict`). :meth:`unwrap` returns the saved model or raises the error.
-    """
-
-    model: M
-    error: HTTPStatusError | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the model was saved."""
-        return self.error is None
-
-    def unwrap(self) -> M:
-        """Return the saved model. Raises the item's :class:`HTTPStatusError` if it failed."""
-        if self.error is not None:
-            raise self.error
-        return self.model
 
 
 async def _apply(change: Change[M], current: M) -> M:
@@ -93,11 +71,21 @@ class Database(RawDatabase):
     Every model read and write goes through the handle's :class:`Mapper` and its codecs.
     """
 
-    __slots__ = ("_mapper",)
+    __slots__ = ("_copies", "_mapper")
 
-    def __init__(self, couch: RawCouchDB, name: str, *, mapper: Mapper | None = None) -> None:
+    def __init__(
+        self,
+        couch: RawCouchDB,
+        name: str,
+        *,
+        mapper: Mapper | None = None,
+        copies: dict[str, int] | None = None,
+    ) -> None:
         super().__init__(couch, name)
         self._mapper = mapper if mapper is not None else Mapper()
+        # The number of copies of each database of the client (its ``n``): shared by the
+        # handles of one client, so that it is asked once.
+        self._copies = copies if copies is not None else {}
 
     @property
     def mapper(self) -> Mapper:
@@ -117,9 +105,46 @@ class Database(RawDatabase):
         return await self._save_as(model)
 
     async def _save_as(self, model: M, **overrides: str | None) -> M:
-        doc, checked = await self._mapper.document(model, **overrides)
+        if self.name not in self._copies:
+            checked_doc(model, **overrides)  # bad input fails before the first request
+        copies = await self.copies()
+        doc, checked = await self._mapper.document(model, overrides, stamp=copies > 1)
+        rev = await self._put_confirmed(type(model), doc, copies)
+        return with_rev(checked, rev)
+
+    async def copies(self) -> int:
+        """How many copies a cluster keeps of each document of this database (its ``n``; 1
+        for a single node or a server that does not say). Asked once per client and name."""
+        known = self._copies.get(self.name)
+        if known is None:
+            cluster = (await self.info()).get("cluster")
+            n = cluster.get("n") if isinstance(cluster, dict) else None
+            known = self._copies[self.name] = n if isinstance(n, int) and n > 0 else 1
+        return known
+
+    async def _put_confirmed(self, model: type[Model], doc: dict[str, Any], copies: int) -> str:
+        """Write ``doc`` and return its rev once the write is confirmed: at once on one node,
+        after :func:`confirm_write` on a cluster or for a ``202 Accepted``. Raises
+        :class:`WriteNotConfirmed` (a :class:`Conflict`) for a write that did not hold."""
         answer = await self.put_doc(doc)
-        return with_rev(checked, str(answer["rev"]))
+        rev = str(answer["rev"])
+        if copies > 1 or answer.get("accepted"):
+            doc_id = str(doc["_id"])
+            withdraw = self._mapper.deletion(model, doc_id, rev)
+            await confirm_write(self, doc_id, rev, copies=copies, withdraw=withdraw)
+        return rev
+
+    async def _current(self, model: type[M], doc_id: str) -> M:
+        """:meth:`get` for an update: on a cluster, leftover siblings are settled first."""
+        copies = await self.copies()
+        if copies == 1:
+            return await self.get(model, doc_id)
+        doc = await self.get_doc(doc_id, conflicts=True)
+        if doc.get("_conflicts"):
+            withdraw = self._mapper.deletion(model, doc_id, str(doc["_rev"]))
+            await settle_siblings(self, doc_id, copies=copies, withdraw=withdraw)
+            doc = await self.get_doc(doc_id)
+        return self._mapper.model(model, doc)
 
     async def get(self, model: type[M], doc_id: str) -> M:
         """Read document ``doc_id`` as ``model``, upgrading an older version.
@@ -180,10 +205,11 @@ class Database(RawDatabase):
             current = rev
             if number:
                 try:
-                    current = cast("str", (await self.get(type(model), doc_id)).rev)
+                    current = cast("str", (await self._current(type(model), doc_id)).rev)
                 except NotFound:
                     return
-            await self.put_doc(self._mapper.deletion(model, current))
+            deletion = self._mapper.deletion(type(model), doc_id, current)
+            await self._put_confirmed(type(model), deletion, await self.copies())
 
         policy = retry if retry is not None else ConflictRetry.never()
         await retry_conflicts(policy, attempt, note=retry is not None)
@@ -221,7 +247,7 @@ class Database(RawDatabase):
         """
 
         async def attempt(_: int) -> M:
-            current = await self.get(model, doc_id)
+            current = await self._current(model, doc_id)
             changed = await _apply(change, current)
             # The id and rev are the read document's; saving validates the whole model.
             return await self._save_as(changed, id=doc_id, rev=current.rev)
@@ -240,7 +266,11 @@ class Database(RawDatabase):
         """
         if chunk_size < 1:
             raise InvalidInputError("chunk_size must be at least 1")
-        checked = await self._mapper.documents(models)
+        if models and self.name not in self._copies:
+            for model in models:
+                checked_doc(model)  # bad input fails before the first request
+        copies = await self.copies() if models else 1
+        checked = await self._mapper.documents(models, stamp=copies > 1)
         ids = [doc["_id"] for doc, _ in checked]
         if len(set(ids)) != len(ids):
             raise InvalidInputError("save_many got two models with the same id")
@@ -248,12 +278,26 @@ class Database(RawDatabase):
         for start in range(0, len(checked), chunk_size):
             chunk = checked[start : start + chunk_size]
             answers = await self.bulk_docs([doc for doc, _ in chunk])
-            for (_, saved), answer in zip(chunk, answers, strict=True):
-                if answer.error is not None:
-                    results.append(SaveResult(saved, answer.error))
-                else:
-                    results.append(SaveResult(with_rev(saved, str(answer.rev))))
+            for (doc, saved), answer in zip(chunk, answers, strict=True):
+                results.append(await self._bulk_saved(doc, saved, answer, copies))
         return results
+
+    async def _bulk_saved(
+        self, doc: dict[str, Any], saved: M, answer: BulkResult, copies: int
+    ) -> SaveResult[M]:
+        """The result of one model of ``save_many``. A write that was only accepted, or an
+        update on a cluster (a concurrent write may race it), is confirmed first; a new
+        document committed by the quorum needs no confirmation (nobody else writes its id)."""
+        if answer.error is not None:
+            return SaveResult(saved, answer.error)
+        rev = str(answer.rev)
+        if answer.accepted or (copies > 1 and "_rev" in doc):
+            withdraw = self._mapper.deletion(type(saved), answer.id, rev)
+            try:
+                await confirm_write(self, answer.id, rev, copies=copies, withdraw=withdraw)
+            except WriteNotConfirmed as error:
+                return SaveResult(saved, error)
+        return SaveResult(with_rev(saved, rev))
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -545,8 +589,10 @@ class Database(RawDatabase):
         version (running the upgrade steps), page by page in id order through the ``_all``
         view, saving each page with one ``_bulk_docs``.
 
-        After each page the last id is stored in the ``_local`` document ``checkpoint_id``
-        (``_local/migrate_<type_name>`` by default), then ``progress`` is called with the
+        After each page the last id is stored in the checkpoint document ``checkpoint_id``
+        (an ordinary document, ``tac_checkpoint_migrate_<type_name>`` by default, of type
+        ``tac_checkpoint``: a cluster does not keep ``_local`` documents consistent), then
+        ``progress`` is called with the
         counts (it may be a coroutine function). An interrupted migration (an error, a
         cancellation, a ``progress`` that raises) resumes after the last stored page when run
         again; a finished one deletes its checkpoint. A document changed concurrently is read
@@ -555,6 +601,7 @@ class Database(RawDatabase):
         (nothing of its page is written) and what the document API raises.
         """
         return await migrate(
+            self,
             self,
             self._mapper,
             model,

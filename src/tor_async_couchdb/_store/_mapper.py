@@ -20,7 +20,15 @@ from typing import Any, TypeVar, cast
 
 from .._exceptions import InvalidInputError
 from .._ids import new_id
-from .._models import DocumentCodec, DocumentContext, FieldCodec, FieldContext, FieldMarker, Model
+from .._models import (
+    WRITE_STAMP,
+    DocumentCodec,
+    DocumentContext,
+    FieldCodec,
+    FieldContext,
+    FieldMarker,
+    Model,
+)
 
 __all__ = ["Codec", "Mapper", "checked_doc", "with_rev"]
 
@@ -137,20 +145,32 @@ class Mapper:
 
     # -- writing -----------------------------------------------------------------------------
 
-    async def document(self, instance: M, **overrides: str | None) -> tuple[dict[str, Any], M]:
+    async def document(
+        self,
+        instance: M,
+        overrides: Mapping[str, str | None] | None = None,
+        *,
+        stamp: bool = False,
+    ) -> tuple[dict[str, Any], M]:
         """The document to write for ``instance`` (``overrides``: ``id``, ``rev``) and the
-        validated model to hand back once it is saved. Raises :class:`ModelValidationError`,
-        :class:`NotJSONError` and what the codecs raise, before anything is written."""
-        doc, checked = checked_doc(instance, **overrides)
+        validated model to hand back once it is saved; with ``stamp``, the document carries a
+        new write stamp (:data:`WRITE_STAMP`, for writes to a cluster). Raises
+        :class:`ModelValidationError`, :class:`NotJSONError` and what the codecs raise, before
+        anything is written."""
+        doc, checked = checked_doc(instance, **(overrides or {}))
+        if stamp:
+            doc[WRITE_STAMP] = new_id()
         if self._codecs:
             doc, checked = await self._encoded(doc, checked)
         return doc, cast("M", checked)
 
-    async def documents(self, instances: Sequence[M]) -> list[tuple[dict[str, Any], M]]:
+    async def documents(
+        self, instances: Sequence[M], *, stamp: bool = False
+    ) -> list[tuple[dict[str, Any], M]]:
         """:meth:`document` of every model, in order: all checked before the caller writes."""
-        if not self._codecs:
+        if not self._codecs and not stamp:
             return [cast("tuple[dict[str, Any], M]", checked_doc(m)) for m in instances]
-        return [await self.document(instance) for instance in instances]
+        return [await self.document(instance, stamp=stamp) for instance in instances]
 
     async def _encoded(self, doc: dict[str, Any], checked: Model) -> tuple[dict[str, Any], Model]:
         model = type(checked)
@@ -176,16 +196,18 @@ class Mapper:
             doc = document_codec.encode(doc, context)
         return doc, checked
 
-    def deletion(self, model: Model, rev: str) -> dict[str, Any]:
-        """The deletion of ``model``'s document at ``rev``: a stub with its ``type`` (so that
-        a document codec can bind a signature to the type and to ``_deleted``)."""
+    def deletion(self, model: type[Model], doc_id: str, rev: str) -> dict[str, Any]:
+        """The deletion of ``doc_id`` at ``rev``, a document of ``model``: a stub with its
+        ``type`` (so that a document codec can bind a signature to the type and to
+        ``_deleted``), through the document codecs."""
+        info = model.couch_info()
         doc: dict[str, Any] = {
-            "_id": model.id,
+            "_id": doc_id,
             "_rev": rev,
             "_deleted": True,
-            "type": model.couch_info().type_string,
+            "type": info.type_string,
         }
-        context = DocumentContext(str(model.id), model.couch_info().type_name)
+        context = DocumentContext(doc_id, info.type_name)
         for codec in self._document_codecs:
             doc = codec.encode(doc, context)
         return doc

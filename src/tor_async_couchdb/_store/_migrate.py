@@ -1,12 +1,18 @@
 """Migration: every document of an older version of a type rewritten at the current version,
-page by page, with a checkpoint after each page so that an interrupted run resumes."""
+page by page, with a checkpoint after each page so that an interrupted run resumes.
+
+The checkpoint is an ordinary document (a :class:`Checkpoint` model), not a ``_local`` one: a
+CouchDB cluster never copies ``_local`` documents between the copies of a shard, so a copy that
+missed a checkpoint's write would never get it, and a later read could find no checkpoint and
+start again. Ordinary documents are kept consistent by the cluster (and their writes confirmed
+by the store, see :mod:`._quorum`)."""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from .._config import ConflictRetry
 from .._couch import Database as RawDatabase
@@ -14,9 +20,35 @@ from .._exceptions import Conflict, NotFound
 from .._models import Model, parse_type
 from ._mapper import Mapper
 from ._queries import closing, view_of
+from ._results import SaveResult
 from ._retry import retry_conflicts
 
-__all__ = ["MigrationProgress", "Progress", "migrate"]
+__all__ = ["Checkpoint", "MigrationProgress", "Progress", "migrate"]
+
+M = TypeVar("M", bound=Model)
+
+
+class Checkpoint(Model, type_name="tac_checkpoint", version="1.0"):
+    """Where a migration (or another long job) stopped: the last key done and its counts."""
+
+    last_key: str | None = None
+    seen: int = 0
+    upgraded: int = 0
+    newer: int = 0
+
+
+class ModelWrites(Protocol):
+    """The store's model writes a migration goes through (confirmed on a cluster)."""
+
+    async def save(self, model: M) -> M: ...
+
+    async def get(self, model: type[M], doc_id: str) -> M: ...
+
+    async def delete(self, model: Model) -> None: ...
+
+    async def save_many(
+        self, models: Sequence[M], *, chunk_size: int = ...
+    ) -> list[SaveResult[M]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +73,7 @@ Progress = Callable[[MigrationProgress], object]
 
 async def migrate(
     db: RawDatabase,
+    writes: ModelWrites,
     mapper: Mapper,
     model: type[Model],
     *,
@@ -50,22 +83,31 @@ async def migrate(
 ) -> MigrationProgress:
     """What :meth:`Database.migrate` does (its docstring says how)."""
     info = model.couch_info()
-    local_id = checkpoint_id or f"_local/migrate_{info.type_name}"
-    checkpoint = await _read_checkpoint(db, local_id)
+    checkpoint_id = checkpoint_id or f"tac_checkpoint_migrate_{info.type_name}"
+    try:
+        checkpoint = await writes.get(Checkpoint, checkpoint_id)
+    except NotFound:
+        checkpoint = Checkpoint(id=checkpoint_id)
     state = MigrationProgress(
-        seen=int(checkpoint.get("seen", 0)),
-        upgraded=int(checkpoint.get("upgraded", 0)),
-        newer=int(checkpoint.get("newer", 0)),
-        last_key=checkpoint.get("last_key"),
+        checkpoint.seen, checkpoint.upgraded, checkpoint.newer, checkpoint.last_key
     )
     pages = _pages(db, model, state.last_key, page_size)
     async with closing(pages):
         async for page in pages:
-            state = await _migrate_page(db, mapper, model, page, state)
-            checkpoint = await _write_checkpoint(db, local_id, checkpoint, state)
+            state = await _migrate_page(db, writes, mapper, model, page=page, state=state)
+            checkpoint = await writes.save(
+                checkpoint.model_copy(
+                    update={
+                        "last_key": state.last_key,
+                        "seen": state.seen,
+                        "upgraded": state.upgraded,
+                        "newer": state.newer,
+                    }
+                )
+            )
             await _report(progress, state)
-    if "_rev" in checkpoint:
-        await db.delete_doc(local_id, checkpoint["_rev"])
+    if checkpoint.rev is not None:
+        await writes.delete(checkpoint)
     state = MigrationProgress(state.seen, state.upgraded, state.newer, state.last_key, True)
     await _report(progress, state)
     return state
@@ -90,8 +132,10 @@ async def _pages(
 
 async def _migrate_page(
     db: RawDatabase,
+    writes: ModelWrites,
     mapper: Mapper,
     model: type[Model],
+    *,
     page: list[dict[str, Any]],
     state: MigrationProgress,
 ) -> MigrationProgress:
@@ -104,13 +148,11 @@ async def _migrate_page(
         elif version != current:
             old.append(mapper.model(model, doc))  # upgrade all of the page before writing
     upgraded = 0
-    written = await mapper.documents(old)
-    results = await db.bulk_docs([doc for doc, _ in written]) if written else []
-    for result in results:
+    for result in await writes.save_many(old, chunk_size=max(1, len(old))) if old else []:
         if result.error is None:
             upgraded += 1
         elif isinstance(result.error, Conflict):
-            upgraded += await _upgrade_one(db, mapper, model, result.id)
+            upgraded += await _upgrade_one(db, writes, mapper, model, str(result.model.id))
         else:
             raise result.error
     return MigrationProgress(
@@ -121,7 +163,9 @@ async def _migrate_page(
     )
 
 
-async def _upgrade_one(db: RawDatabase, mapper: Mapper, model: type[Model], doc_id: str) -> int:
+async def _upgrade_one(
+    db: RawDatabase, writes: ModelWrites, mapper: Mapper, model: type[Model], doc_id: str
+) -> int:
     """Upgrade one document changed since its page was read; 1 if this wrote it."""
 
     async def attempt(_: int) -> int:
@@ -131,34 +175,10 @@ async def _upgrade_one(db: RawDatabase, mapper: Mapper, model: type[Model], doc_
             return 0
         if _doc_version(doc) == model.couch_info().version:
             return 0  # whoever changed it wrote the current version
-        written, _saved = await mapper.document(mapper.model(model, doc))
-        await db.put_doc(written)
+        await writes.save(mapper.model(model, doc))
         return 1
 
     return await retry_conflicts(ConflictRetry(), attempt)
-
-
-async def _read_checkpoint(db: RawDatabase, local_id: str) -> dict[str, Any]:
-    try:
-        return await db.get_doc(local_id)
-    except NotFound:
-        return {"_id": local_id}
-
-
-async def _write_checkpoint(
-    db: RawDatabase, local_id: str, previous: dict[str, Any], state: MigrationProgress
-) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "_id": local_id,
-        "last_key": state.last_key,
-        "seen": state.seen,
-        "upgraded": state.upgraded,
-        "newer": state.newer,
-    }
-    if "_rev" in previous:
-        doc["_rev"] = previous["_rev"]
-    answer = await db.put_doc(doc)
-    return {**doc, "_rev": answer["rev"]}
 
 
 def _doc_version(doc: Mapping[str, Any]) -> tuple[int, int] | None:
