@@ -14,29 +14,18 @@ import asyncio
 import os
 import sys
 import textwrap
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import tor_async_couchdb as tac
+from support.eventually import eventually
 from support.tcpproxy import TCPProxy
 from tor_async_couchdb.testing import CouchServer
 
 
 class Tally(tac.Model, type_name="tally", version="1.0"):
     count: Annotated[int, tac.Indexed()] = 0
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 30.0) -> None:
-    """Wait (bounded) until ``check()`` is true: what a cluster promises for reads from one
-    copy after a write."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {within} s")
-        await asyncio.sleep(0.2)
 
 
 async def _is_cluster(db: tac.Database) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import tor_async_couchdb as tac
+from support.eventually import eventually
 
 _MAP = "function (doc) { if (doc.k !== undefined) { emit(doc.k, doc.n); } }"
 _DESIGN = {
@@ -22,6 +23,13 @@ async def filled(db: tac.Database) -> tac.Database:
     docs += [{"_id": f"u{n:02}", "k": f"k{n:02}", "n": n} for n in range(15)]
     docs += [{"_id": f"a{n:02}", "k": "aa", "n": n} for n in range(3)]
     await db.bulk_docs([_DESIGN, *docs])
+
+    async def copies_agree() -> bool:  # (at once on one node; a cluster's copies may lag)
+        ids = [row["id"] async for row in db.all_docs()]
+        rows = [row async for row in db.view("t", "by_k")]
+        return len(ids) == 44 and len(rows) == 43
+
+    await eventually(copies_agree)
     return db
 
 

@@ -124,7 +124,9 @@ def model_shape(model: BaseModel) -> object:
 
 def stored_json(doc: dict[str, Any]) -> bytes:
     """A stored document as JSON, without its id and rev."""
-    return orjson.dumps({key: value for key, value in doc.items() if key not in ("_id", "_rev")})
+    # (Not the write stamp either: on a cluster every write has a new one.)
+    skipped = ("_id", "_rev", "~write")
+    return orjson.dumps({key: value for key, value in doc.items() if key not in skipped})
 
 
 def recount(current: Crate) -> Crate:

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 import tor_async_couchdb as tac
+from support.eventually import eventually
 
 
 class Fruit(tac.Model, type_name="fruit", version="2.0"):
@@ -128,6 +129,13 @@ async def test_migrate_many_documents_resumes_after_an_interruption(db: tac.Data
     count = _size("TAC_MIGRATE_DOCS", 10_000)
     await db.install_views(Fruit)
     await write_raw(db, [old_doc(n) for n in range(count)])
+
+    async def all_in_the_view() -> bool:  # (at once on one node; a cluster's copies may lag)
+        design, view = tac.view_location(Fruit)
+        rows = db.view(design, view, limit=count, page_size=count)
+        return len([row async for row in rows]) == count
+
+    await eventually(all_in_the_view, within=120)
     began = time.perf_counter()
 
     def stop_a_third_of_the_way(progress: tac.MigrationProgress) -> None:

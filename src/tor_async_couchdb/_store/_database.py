@@ -123,16 +123,20 @@ class Database(RawDatabase):
         return known
 
     async def _put_confirmed(self, model: type[Model], doc: dict[str, Any], copies: int) -> str:
-        """Write ``doc`` and return its rev once the write is confirmed: at once on one node,
-        after :func:`confirm_write` on a cluster or for a ``202 Accepted``. Raises
-        :class:`WriteNotConfirmed` (a :class:`Conflict`) for a write that did not hold."""
+        """Write ``doc`` and return its rev once the write holds: at once when the quorum
+        took it (201), after :func:`confirm_write` when a cluster only accepted it (202).
+        Raises :class:`WriteNotConfirmed` (a :class:`Conflict`) for a write that gave way."""
         answer = await self.put_doc(doc)
         rev = str(answer["rev"])
-        if copies > 1 or answer.get("accepted"):
-            doc_id = str(doc["_id"])
-            withdraw = self._mapper.deletion(model, doc_id, rev)
-            await confirm_write(self, doc_id, rev, copies=copies, withdraw=withdraw)
+        if answer.get("accepted"):
+            await self._confirm(model, str(doc["_id"]), rev, copies)
         return rev
+
+    async def _confirm(self, model: type[Model], doc_id: str, rev: str, copies: int) -> None:
+        def withdraw(leaf: str) -> dict[str, Any]:
+            return self._mapper.deletion(model, doc_id, leaf)
+
+        await confirm_write(self, doc_id, rev, copies=copies, withdraw=withdraw)
 
     async def _current(self, model: type[M], doc_id: str) -> M:
         """:meth:`get` for an update: on a cluster, leftover siblings are settled first."""
@@ -141,8 +145,12 @@ class Database(RawDatabase):
             return await self.get(model, doc_id)
         doc = await self.get_doc(doc_id, conflicts=True)
         if doc.get("_conflicts"):
-            withdraw = self._mapper.deletion(model, doc_id, str(doc["_rev"]))
-            await settle_siblings(self, doc_id, copies=copies, withdraw=withdraw)
+
+            def withdraw(leaf: str) -> dict[str, Any]:
+                return self._mapper.deletion(model, doc_id, leaf)
+
+            winner = str(doc["_rev"])
+            await settle_siblings(self, doc_id, winner, copies=copies, withdraw=withdraw)
             doc = await self.get_doc(doc_id)
         return self._mapper.model(model, doc)
 
@@ -278,23 +286,21 @@ class Database(RawDatabase):
         for start in range(0, len(checked), chunk_size):
             chunk = checked[start : start + chunk_size]
             answers = await self.bulk_docs([doc for doc, _ in chunk])
-            for (doc, saved), answer in zip(chunk, answers, strict=True):
-                results.append(await self._bulk_saved(doc, saved, answer, copies))
+            for (_, saved), answer in zip(chunk, answers, strict=True):
+                results.append(await self._bulk_saved(saved, answer, copies))
         return results
 
     async def _bulk_saved(
-        self, doc: dict[str, Any], saved: M, answer: BulkResult, copies: int
+        self, saved: M, answer: BulkResult, copies: int
     ) -> SaveResult[M]:
-        """The result of one model of ``save_many``. A write that was only accepted, or an
-        update on a cluster (a concurrent write may race it), is confirmed first; a new
-        document committed by the quorum needs no confirmation (nobody else writes its id)."""
+        """The result of one model of ``save_many``: a write the cluster only accepted is
+        confirmed first (as for :meth:`save`)."""
         if answer.error is not None:
             return SaveResult(saved, answer.error)
         rev = str(answer.rev)
-        if answer.accepted or (copies > 1 and "_rev" in doc):
-            withdraw = self._mapper.deletion(type(saved), answer.id, rev)
+        if answer.accepted:
             try:
-                await confirm_write(self, answer.id, rev, copies=copies, withdraw=withdraw)
+                await self._confirm(type(saved), answer.id, rev, copies)
             except WriteNotConfirmed as error:
                 return SaveResult(saved, error)
         return SaveResult(with_rev(saved, rev))

@@ -13,26 +13,32 @@ So on a cluster the store:
 
 1. stamps every document it writes with a unique, time-ordered write stamp
    (:data:`WRITE_STAMP`, a :func:`new_id`): two writers never write the same body;
-2. confirms every write before reporting it: it reads the document's leaves from all ``n``
-   copies (``open_revs=all``, ``r=n``). The write is confirmed when its revision is the only
-   live leaf, or an ancestor of one (a later write built on it). When it has live siblings, the
-   writer with the *younger* stamp withdraws its leaf (a deletion of that leaf) and gets
+2. confirms every write the cluster only *accepted* (202). A write the quorum took (201) is
+   final: two writes on one parent cannot both reach a quorum of the copies (two quorums of
+   ``n`` copies always share one), so any sibling of a 201 write was itself only accepted. An
+   accepted write is confirmed by reading the document's leaves from all ``n`` copies
+   (``open_revs=all``, ``r=n``): it holds when its revision is the only live leaf, or an
+   ancestor of one. With live siblings it must give way to any that may be final: it withdraws
+   its leaf (a deletion of that leaf) at once if a sibling has an older stamp, else after
+   waiting ``window`` seconds for the younger siblings to withdraw (a younger sibling still
+   there then is a committed write, or one whose writer died), and raises
    :class:`WriteNotConfirmed` (a :class:`Conflict`: ``update`` applies the change again on the
-   current document); the writer with the older stamp waits for the younger ones to withdraw,
-   and removes those still there after ``window`` seconds (their writers died before they
-   confirmed, so nobody was told they were saved);
-3. reads documents for an update with their conflicts, and settles leftover siblings by the same
-   rule before applying a change.
+   current document). Of accepted siblings, the oldest is the one left;
+3. reads a document for an update with its conflicts, and settles leftover siblings (left by
+   writers that died between their write and its confirmation) before applying a change:
+   after ``stale`` seconds, every live leaf but CouchDB's winner is removed.
 
-What remains (``docs/clusters.md``): a writer that dies between its write and its confirmation,
-with the *older* stamp, leaves a write that was never acknowledged but survives (it counts, as
-if acknowledged); merge policies (multi-master) are the remedy where that matters.
+What remains (``docs/clusters.md``): a writer that dies between an accepted write and its
+confirmation leaves a leaf that CouchDB may pick as the winner over a concurrent committed
+write; the update that settles it keeps the winner. Merge policies (multi-master) are the
+remedy where that matters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,11 +47,20 @@ from .._exceptions import Conflict, InvalidInputError, NotFound, WriteNotConfirm
 from .._ids import id_timestamp
 from .._models import WRITE_STAMP
 
-__all__ = ["WRITE_STAMP", "Leaf", "confirm_write", "settle_siblings"]
+__all__ = [
+    "STALE_WINDOW",
+    "WRITE_STAMP",
+    "YIELD_WINDOW",
+    "Leaf",
+    "confirm_write",
+    "settle_siblings",
+]
 
-# How long a writer is given to confirm its write: a leaf younger than this may still be
-# withdrawn by its writer; an older one was left by a writer that died.
-DEFAULT_WINDOW = 5.0
+# How long an accepted write waits for younger siblings to withdraw before it gives way.
+YIELD_WINDOW = 1.0
+# How long a sibling is left to its writer before an update removes it: longer than a writer
+# takes to confirm or withdraw (a read and a write) plus its YIELD_WINDOW.
+STALE_WINDOW = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,63 +107,60 @@ async def confirm_write(
     rev: str,
     *,
     copies: int,
-    withdraw: dict[str, Any],
-    window: float = DEFAULT_WINDOW,
+    withdraw: Callable[[str], dict[str, Any]],
+    window: float = YIELD_WINDOW,
 ) -> None:
-    """Return once the write of ``doc_id`` at ``rev`` is confirmed (see the module docstring);
-    raise :class:`WriteNotConfirmed` once it is withdrawn or found gone. ``withdraw`` is the
-    deletion stub that withdraws it (``_rev`` is set here). Read errors are raised as they come:
-    the write's fate is then unknown, and it is not retried."""
+    """Return once the accepted write of ``doc_id`` at ``rev`` holds (see the module
+    docstring); raise :class:`WriteNotConfirmed` once it gave way. ``withdraw(rev)`` makes the
+    deletion stub of a leaf. Read errors are raised as they come: the write's fate is then
+    unknown, and it is not retried."""
     deadline = time.monotonic() + window
     pause = 0.01
     while True:
         found = await leaves(db, doc_id, copies)
         mine = next((leaf for leaf in found if leaf.rev == rev), None)
+        late = time.monotonic() >= deadline
         if mine is None:
             if any(rev in leaf.ancestors for leaf in found):
                 return  # a later write was made on top of this one: it holds
-            raise _not_confirmed(doc_id, rev, "no copy holds it any more")
-        rivals = [leaf for leaf in found if leaf is not mine and not leaf.deleted]
-        if not rivals:
-            return
-        if mine.deleted:
-            # A deletion with a live sibling did not delete the document.
-            raise _not_confirmed(doc_id, rev, "a concurrent write keeps the document alive")
-        if any(rival.stamp <= mine.stamp for rival in rivals):
-            if not await _withdrawn(db, {**withdraw, "_id": doc_id, "_rev": rev}):
-                return  # a later write was made on top of it meanwhile: it holds
-            raise _not_confirmed(doc_id, rev, "an older concurrent write holds the document")
-        if time.monotonic() >= deadline:
-            # The younger rivals' writers had their time to withdraw them: they died.
-            for rival in rivals:
-                await _withdrawn(db, {**withdraw, "_id": doc_id, "_rev": rival.rev})
-            continue
+            if late:
+                raise _not_confirmed(doc_id, rev, "no copy holds it")
+        else:
+            rivals = [leaf for leaf in found if leaf is not mine and not leaf.deleted]
+            if not rivals:
+                return
+            if mine.deleted:
+                # A deletion with a live sibling did not delete the document.
+                raise _not_confirmed(doc_id, rev, "a concurrent write keeps the document")
+            if late or any(rival.stamp <= mine.stamp for rival in rivals):
+                if not await _withdrawn(db, withdraw(rev)):
+                    return  # a later write was made on top of it meanwhile: it holds
+                raise _not_confirmed(doc_id, rev, "a concurrent write holds the document")
         await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.5)
+        pause = min(pause * 2, 0.2)
 
 
 async def settle_siblings(
     db: RawDatabase,
     doc_id: str,
+    winner: str,
     *,
     copies: int,
-    withdraw: dict[str, Any],
-    window: float = DEFAULT_WINDOW,
+    withdraw: Callable[[str], dict[str, Any]],
+    stale: float = STALE_WINDOW,
 ) -> None:
-    """Before an update of a document that has live siblings: wait (up to ``window``) for
-    their writers to settle them, then remove every sibling but the oldest-stamped one."""
-    deadline = time.monotonic() + window
-    pause = 0.01
+    """Before an update of a document whose winner ``winner`` has live siblings: wait while
+    a sibling's writer may still settle it (its stamp younger than ``stale`` seconds), then
+    remove every live leaf but the winner."""
+    pause = 0.05
     while True:
-        live = sorted(
-            (leaf for leaf in await leaves(db, doc_id, copies) if not leaf.deleted),
-            key=lambda leaf: (leaf.stamp, leaf.rev),
-        )
-        if len(live) <= 1:
+        live = [leaf for leaf in await leaves(db, doc_id, copies) if not leaf.deleted]
+        others = [leaf for leaf in live if leaf.rev != winner]
+        if not others:
             return
-        if time.monotonic() >= deadline or all(_stale(leaf, window) for leaf in live[1:]):
-            for leaf in live[1:]:
-                await _withdrawn(db, {**withdraw, "_id": doc_id, "_rev": leaf.rev})
+        if all(_stale(leaf, stale) for leaf in live):
+            for leaf in others:
+                await _withdrawn(db, withdraw(leaf.rev))
             return
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.5)
