@@ -149,8 +149,7 @@ class Database(RawDatabase):
             def withdraw(leaf: str) -> dict[str, Any]:
                 return self._mapper.deletion(model, doc_id, leaf)
 
-            winner = str(doc["_rev"])
-            await settle_siblings(self, doc_id, winner, copies=copies, withdraw=withdraw)
+            await settle_siblings(self, doc_id, copies=copies, withdraw=withdraw)
             doc = await self.get_doc(doc_id)
         return self._mapper.model(model, doc)
 

@@ -143,27 +143,34 @@ async def confirm_write(
 async def settle_siblings(
     db: RawDatabase,
     doc_id: str,
-    winner: str,
     *,
     copies: int,
     withdraw: Callable[[str], dict[str, Any]],
     stale: float = STALE_WINDOW,
 ) -> None:
-    """Before an update of a document whose winner ``winner`` has live siblings: wait while
-    a sibling's writer may still settle it (its stamp younger than ``stale`` seconds), then
-    remove every live leaf but the winner."""
+    """Before an update of a document with live siblings: wait while a sibling's writer may
+    still settle it (its stamp younger than ``stale`` seconds), then remove every live leaf but
+    CouchDB's winner among them (read again each time: a winner seen before may have been
+    withdrawn since, and removing all the others then would delete the document)."""
     pause = 0.05
     while True:
         live = [leaf for leaf in await leaves(db, doc_id, copies) if not leaf.deleted]
-        others = [leaf for leaf in live if leaf.rev != winner]
-        if not others:
+        if len(live) <= 1:
             return
         if all(_stale(leaf, stale) for leaf in live):
-            for leaf in others:
-                await _withdrawn(db, withdraw(leaf.rev))
+            winner = max(live, key=_winning_order)
+            for leaf in live:
+                if leaf is not winner:
+                    await _withdrawn(db, withdraw(leaf.rev))
             return
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.5)
+
+
+def _winning_order(leaf: Leaf) -> tuple[int, str]:
+    """CouchDB's order of live leaves: the highest generation wins, then the highest rev."""
+    generation, _, rev_hash = leaf.rev.partition("-")
+    return int(generation), rev_hash
 
 
 def _stale(leaf: Leaf, window: float) -> bool:
