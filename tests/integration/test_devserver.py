@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tor_async_couchdb import devserver
+from tor_async_couchdb import _devserver_install, devserver
 from tor_async_couchdb.devserver import DevServer, DevServerError
 
 pytestmark = pytest.mark.embedded_only
@@ -260,7 +260,7 @@ class TestStartFailures:
             DevServer().start_sync()
 
     def test_packages_not_installed(self, tmp_path: Path) -> None:
-        with pytest.raises(DevServerError, match=r"not installed.*npm ci"):
+        with pytest.raises(DevServerError, match=r"not installed.*devserver install"):
             DevServer(server_dir=tmp_path).start_sync()
 
     def test_fixes_not_applied(self, tmp_path: Path) -> None:
@@ -290,7 +290,7 @@ class TestStartFailures:
 def fake_installation(root: Path, script: str, *, patched: bool = True) -> Path:
     """A server folder whose 'pouchdb-server' is the given Node script."""
     binary = root / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
-    for name in devserver._PATCHED_FILES:
+    for name in _devserver_install.PATCHED_FILES:
         path = root / "node_modules" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("// tor-async-couchdb fix\n" if patched else "// upstream\n")
