@@ -212,7 +212,7 @@ def install_server(target: Path | None = None, *, progress: Progress | None = No
 
     ``target`` defaults to :func:`default_install_dir` (``TAC_DEVSERVER_DIR``, else the per-user
     cache). A current install is left alone, so this is cheap to call every time. Otherwise it
-    runs ``npm ci`` from the shipped lock file (about a minute, from the npm registry or npm's
+    runs ``npm ci`` from the shipped lock file (10-60 s, from the npm registry or npm's
     cache), applies the fixes and checks each installed package's version against the lock
     file, in a temporary folder renamed into place at the end; a lock file makes a concurrent
     caller wait for this install instead of doing its own. ``progress`` receives one line per
@@ -279,7 +279,7 @@ def _install_into(target: Path, npm: str, report: Progress) -> None:
         version = lock["packages"]["node_modules/pouchdb-server"]["version"]
         report(
             f"installing the embedded server (pouchdb-server {version}) into {target}: "
-            "npm ci, about a minute the first time"
+            "npm ci, under a minute"
         )
         _run_npm_ci(npm, staging, lock, report)
         report("applying the crash fixes (patch-express-pouchdb.js)")
@@ -296,8 +296,12 @@ def _install_into(target: Path, npm: str, report: Progress) -> None:
 
 
 def _run_npm_ci(npm: str, staging: Path, lock: dict[str, Any], report: Progress) -> None:
-    command = [npm, "ci", "--prefix", str(staging), "--no-audit", "--no-fund"]
-    command += ["--loglevel=error"]
+    # --ignore-scripts: the lock file's install scripts are sqlite3's (with no prebuilt binary to
+    # download it compiles SQLite from C++ source: two minutes and a compiler, for a --sqlite
+    # mode the server is never run in), leveldown's (it picks the prebuilt binary it ships, as
+    # it also does when loaded) and our fixes, which _run_patch applies.
+    command = [npm, "ci", "--prefix", str(staging), "--ignore-scripts", "--no-audit"]
+    command += ["--no-fund", "--loglevel=error"]
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
             command, cwd=staging, stdin=subprocess.DEVNULL, stdout=output, stderr=output
@@ -318,8 +322,9 @@ def _run_npm_ci(npm: str, staging: Path, lock: dict[str, Any], report: Progress)
 def _wait_reporting(
     process: subprocess.Popen[bytes], staging: Path, lock: dict[str, Any], report: Progress
 ) -> None:
-    # npm ci prints nothing useful at --loglevel=error; counting the package folders that have
-    # appeared gives a progress line that means something.
+    # npm ci prints nothing useful at --loglevel=error; counting the packages unpacked so far
+    # (npm creates their folders first, their package.json comes with the contents) gives a
+    # progress line that means something.
     wanted = [key for key in lock["packages"] if key.startswith("node_modules/")]
     deadline = time.monotonic() + _NPM_TIMEOUT
     shown = -1
@@ -331,15 +336,13 @@ def _wait_reporting(
             pass
         if time.monotonic() > deadline:
             raise DevServerError(f"npm ci did not finish within {_NPM_TIMEOUT:.0f} s")
-        present = sum((staging / key).is_dir() for key in wanted)
+        present = sum((staging / key / "package.json").is_file() for key in wanted)
         if present != shown:
             report(f"npm ci: {present} of {len(wanted)} packages")
             shown = present
 
 
 def _run_patch(staging: Path) -> None:
-    # npm ci runs it as the postinstall script already, unless the user's npm configuration
-    # says ignore-scripts: running it again is cheap (it is idempotent) and makes sure.
     result = subprocess.run(
         [find_node(), str(staging / "patch-express-pouchdb.js")],
         cwd=staging,
