@@ -191,7 +191,6 @@ def test_restart_keeps_port_and_data() -> None:
 
 def test_nothing_remains_when_the_test_that_started_a_server_fails(tmp_path: Path) -> None:
     record = tmp_path / "server.json"
-    (tmp_path / "conftest.py").write_text('pytest_plugins = ["tor_async_couchdb.testing"]\n')
     (tmp_path / "test_fails.py").write_text(
         textwrap.dedent(f"""
         import json
