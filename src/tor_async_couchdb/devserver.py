@@ -82,9 +82,9 @@ def _process_alive(pid: int) -> bool:
 def _sweep_abandoned_workdirs() -> None:
     """Delete the folders of servers whose Python process died without stopping them.
 
-    A process killed outright (SIGKILL, a CI time-out) cannot clean up; the kernel ends its
-    servers (see :func:`_death_signal_setter`) but their folders stay. The next start removes
-    them, and only them: a folder whose owner still runs is left alone.
+    A process killed outright (SIGKILL, a CI time-out) cannot clean up; its servers end (their
+    watchdog, and :func:`_death_signal_setter` where it holds) but their folders stay. The next
+    start removes them, and only them: a folder whose owner still runs is left alone.
     """
     for folder in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
         try:
@@ -105,9 +105,10 @@ def _free_port() -> int:
 def _death_signal_setter() -> Callable[[], None] | None:
     """A pre-exec hook that makes the kernel end the server when its parent thread dies.
 
-    If the Python process is killed outright, its servers must not live on (Linux only). The
-    signal fires when the *thread* that spawned the child exits, so it is only armed when the
-    main thread spawns; libc is loaded here, before the fork, as loading it in the child is unsafe.
+    A second line behind the watchdog (``watchdog.js``), which a process that forked without
+    exec could keep waiting by holding the pipe. Linux only; the signal fires when the *thread*
+    that spawned the child exits, so it is only armed when the main thread spawns; libc is
+    loaded here, before the fork, as loading it in the child is unsafe.
     """
     if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
         return None

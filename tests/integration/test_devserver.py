@@ -250,6 +250,26 @@ def test_cli_prints_url_and_credentials_and_stops_cleanly_on_sigterm() -> None:
                 process.kill()
 
 
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [(["--port", "99999"], "port must be an integer from 1 to 65535"), (["--port", "0"], "port")],
+)
+def test_cli_bad_option_is_an_error_message_not_a_stack_trace(
+    arguments: list[str], named: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tor_async_couchdb", "devserver", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "node:" not in result.stderr
+
+
 class TestStartFailures:
     """Each failure gives an error that says what happened, within a bounded time."""
 
