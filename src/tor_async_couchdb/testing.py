@@ -104,20 +104,39 @@ def _embedded(server: DevServer) -> CouchServer:
     return CouchServer(url=server.url, user=server.user, password=server.password, embedded=server)
 
 
+def _install_progress(config: pytest.Config) -> Callable[[str], None] | None:
+    """Where the first start's install reports: the terminal, past pytest's output capture.
+
+    Installing the embedded server takes up to a minute, once; a run that sits silent for that
+    long looks hung. ``None`` (DevServer's default, stderr) when there is no terminal reporter.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return None
+
+    def report(line: str) -> None:
+        # As pytest's live logging does: the terminal is captured too while a fixture runs.
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"tor-async-couchdb: {line}")
+
+    return report
+
+
 @pytest.fixture(scope="session")
-def couch_server() -> Iterator[CouchServer]:
+def couch_server(pytestconfig: pytest.Config) -> Iterator[CouchServer]:
     """The session's CouchDB: the first server of ``COUCHDB_URL`` if set, else an embedded one."""
     external = servers_from_env(os.environ.get(_ENV))
     if external:
         yield external[0]
         return
-    # Started from the main thread; the server's watchdog ends it if the test run is killed.
-    with DevServer() as server:
+    # The server's watchdog ends it if the test run is killed.
+    with DevServer(progress=_install_progress(pytestconfig)) as server:
         yield _embedded(server)
 
 
 @pytest.fixture
-def extra_servers() -> Iterator[Callable[..., CouchServer]]:
+def extra_servers(pytestconfig: pytest.Config) -> Iterator[Callable[..., CouchServer]]:
     """A factory of extra servers: ``extra_servers(in_memory=False) -> CouchServer``.
 
     Embedded servers it starts are stopped after the test; ``COUCHDB_URL``'s are handed out in
@@ -130,7 +149,7 @@ def extra_servers() -> Iterator[Callable[..., CouchServer]]:
     started: list[DevServer] = []
 
     def start(*, in_memory: bool = False) -> CouchServer:
-        server = DevServer(in_memory=in_memory)
+        server = DevServer(in_memory=in_memory, progress=_install_progress(pytestconfig))
         started.append(server)
         server.start_sync()
         return _embedded(server)

@@ -183,3 +183,25 @@ def test_without_a_clone_the_server_is_looked_for_in_the_user_cache(
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert find_server_dir().parent == tmp_path / "home" / ".cache" / "tor-async-couchdb"
+
+
+def test_under_pytest_the_first_start_reports_on_the_terminal(
+    fake_npm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest captures the output of fixtures; a minute of silence would look like a hang.
+    monkeypatch.setenv("TAC_DEVSERVER_DIR", str(tmp_path / "server"))
+    monkeypatch.delenv("COUCHDB_URL", raising=False)
+    tests = tmp_path / "service"
+    tests.mkdir()
+    (tests / "test_it.py").write_text("def test_it(couch_server):\n    pass\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],
+        cwd=tests,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tor-async-couchdb: installing the embedded server" in result.stdout
+    assert "tor-async-couchdb: the embedded server is installed in" in result.stdout
