@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
 
 from ._devserver_install import (
     WATCHDOG,
@@ -203,8 +204,9 @@ class DevServer:
 
     @property
     def url_with_credentials(self) -> str:
-        """The URL with the admin's credentials, as ``COUCHDB_URL`` takes it."""
-        return f"http://{self.user}:{self.password}@127.0.0.1:{self.port}"
+        """The URL with the admin's credentials (percent-encoded), as ``COUCHDB_URL`` takes it."""
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
     @property
     def auth(self) -> tuple[str, str]:

@@ -8,6 +8,7 @@ import pytest
 
 import tor_async_couchdb as tac
 from tor_async_couchdb.devserver import DevServer, DevServerError, DevServerOptionError
+from tor_async_couchdb.testing import server_from_url
 
 
 @pytest.mark.parametrize(
@@ -41,3 +42,12 @@ def test_good_options_are_kept_and_nothing_starts() -> None:
     assert (server.user, server.password, server.start_timeout) == ("root", "s3cret", 0.5)
     assert not server.running
     assert server.pid is None
+
+
+def test_the_url_with_credentials_survives_any_password() -> None:
+    server = DevServer(user="ad@min", password="p@ss/w:rd,%2C")
+    server._port = 5985  # as if started: only the URL is under test
+    parsed = server_from_url(server.url_with_credentials)
+    assert parsed.auth == ("ad@min", "p@ss/w:rd,%2C")
+    assert parsed.url == "http://127.0.0.1:5985"
+    assert "," not in server.url_with_credentials  # COUCHDB_URL splits lists at commas
