@@ -243,7 +243,11 @@ def _install_lock(target: Path, report: Progress) -> Iterator[None]:
     # The lock file stays behind on purpose: deleting it would let a third process lock a new
     # file while a second still holds the old one.
     path = target.parent / f".{target.name}.lock"
-    with open(path, "a+b") as handle:
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115 - closed by the with below
+    except OSError as error:
+        raise DevServerError(f"cannot create the lock file {path}: {error.strerror}") from error
+    with handle:
         deadline = time.monotonic() + _LOCK_TIMEOUT
         waited = False
         while True:
@@ -267,7 +271,18 @@ def _install_lock(target: Path, report: Progress) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def _sweep_leftovers(target: Path) -> None:
+    """Delete the temporary folders of installs into ``target`` that were killed midway.
+
+    Only the holder of the lock makes them, so under the lock any that exist are leftovers.
+    """
+    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+        for folder in target.parent.glob(pattern):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _install_into(target: Path, npm: str, report: Progress) -> None:
+    _sweep_leftovers(target)
     shipped = shipped_dir()
     lock = json.loads((shipped / "package-lock.json").read_text(encoding="utf-8"))
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))

@@ -141,6 +141,8 @@ def test_a_folder_install_server_did_not_make_is_never_replaced(
 def test_a_stale_install_of_its_own_is_replaced(fake_npm: Path, tmp_path: Path) -> None:
     target = tmp_path / "cache" / "devserver-x"
     install_server(target)
+    killed_midway = target.parent / ".devserver-x.tmp-abc123" / "node_modules"
+    killed_midway.mkdir(parents=True)  # as an install killed by SIGKILL leaves it
     (target / "node_modules" / ".tac-installed").write_text("an older lock file\n")
     assert not _devserver_install.is_current(target)
     install_server(target)
