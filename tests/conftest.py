@@ -38,4 +38,4 @@ async def db(couch: tac.CouchDB) -> AsyncIterator[tac.Database]:
     try:
         yield database
     finally:
-        await database.delete(missing_ok=True)
+        await database.delete_database(missing_ok=True)

@@ -6,9 +6,16 @@ Everything public is importable from here; the modules behind it are private (``
 
 import logging
 
-from ._client import ClientStats, CouchDB, InsecureTLSWarning, RequestRecord
-from ._config import BasicAuth, BearerAuth, RetryPolicy, SessionAuth
-from ._database import BulkResult, Database
+from ._config import (
+    BasicAuth,
+    BearerAuth,
+    ConflictRetry,
+    Limits,
+    RetryPolicy,
+    SessionAuth,
+    Timeouts,
+)
+from ._couch import BulkResult, ClientStats, InsecureTLSWarning, RequestRecord
 from ._exceptions import (
     BadRequest,
     ClientClosedError,
@@ -34,30 +41,47 @@ from ._exceptions import (
     ProtocolError,
     ReadTimeout,
     ServerError,
-    Timeout,
     TooManyRequests,
     TransportError,
+    TransportTimeout,
     Unauthorized,
     UnknownIndexError,
     UnsupportedMediaType,
     WrongTypeError,
 )
-from ._ids import IdGenerator, check_doc_id, id_timestamp, new_id
-from ._model import (
+from ._models import (
+    DocumentCodec,
+    DocumentContext,
+    FieldCodec,
+    FieldContext,
     FieldMarker,
+    IdGenerator,
     Index,
     Indexed,
     Model,
     ModelInfo,
     ModelSet,
     UpgradeStep,
+    check_doc_id,
+    design_doc,
+    design_docs,
     format_type,
+    id_timestamp,
+    new_id,
     parse_type,
+    stored_value,
     upgrade,
+    view_location,
 )
-from ._store import ConflictRetry, MigrationProgress, SaveResult, stored_value
-from ._transport import Limits, Timeouts
-from ._views import design_doc, design_docs, view_location
+from ._store import CouchDB, Database, Mapper, MigrationProgress, SaveResult
+from ._transport import (
+    MockRequest,
+    MockStreamResponse,
+    MockTransport,
+    Response,
+    StreamResponse,
+    Transport,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -79,6 +103,10 @@ __all__ = [
     "CouchDB",
     "CouchError",
     "Database",
+    "DocumentCodec",
+    "DocumentContext",
+    "FieldCodec",
+    "FieldContext",
     "FieldMarker",
     "Forbidden",
     "HTTPStatusError",
@@ -90,8 +118,12 @@ __all__ = [
     "InvalidInputError",
     "InvalidNameError",
     "Limits",
+    "Mapper",
     "MethodNotAllowed",
     "MigrationProgress",
+    "MockRequest",
+    "MockStreamResponse",
+    "MockTransport",
     "Model",
     "ModelDefinitionError",
     "ModelInfo",
@@ -106,14 +138,17 @@ __all__ = [
     "ProtocolError",
     "ReadTimeout",
     "RequestRecord",
+    "Response",
     "RetryPolicy",
     "SaveResult",
     "ServerError",
     "SessionAuth",
-    "Timeout",
+    "StreamResponse",
     "Timeouts",
     "TooManyRequests",
+    "Transport",
     "TransportError",
+    "TransportTimeout",
     "Unauthorized",
     "UnknownIndexError",
     "UnsupportedMediaType",

@@ -1,4 +1,6 @@
-"""Small immutable configuration values handed to :class:`CouchDB`: auth and retry policy."""
+"""Every configuration value object, small and immutable: time limits and pool bounds of the
+transport, authentication, the retry policy of transient failures, the retry policy of
+conflicts; and the one backoff computation they share."""
 
 from __future__ import annotations
 
@@ -12,8 +14,11 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "BasicAuth",
     "BearerAuth",
+    "ConflictRetry",
+    "Limits",
     "RetryPolicy",
     "SessionAuth",
+    "Timeouts",
     "backoff_delay",
 ]
 
@@ -27,6 +32,38 @@ def backoff_delay(retry: int, backoff: float, max_backoff: float, *, jitter: boo
     ``max_backoff``; with ``jitter``, a uniform draw up to that ("full jitter")."""
     ceiling = min(max_backoff, backoff * (2 ** (retry - 1)))
     return random.uniform(0, ceiling) if jitter else ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Time limits in seconds; ``None`` means no limit.
+
+    ``connect``: opening a TCP (and TLS) connection. ``read``: the longest silence while an
+    answer is awaited or arrives (an inactivity limit, not a deadline for the whole answer; a
+    ``_changes`` feed sets its own). ``pool``: waiting for a free pooled connection.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 60.0
+    pool: float | None = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of the connection pool.
+
+    ``max_connections``: sockets open at once to the origin; requests beyond wait for a free one.
+    ``keepalive_expiry``: an idle connection older than this is closed instead of reused.
+    """
+
+    max_connections: int = 10
+    keepalive_expiry: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise InvalidInputError("max_connections must be at least 1")
+        if self.keepalive_expiry <= 0:
+            raise InvalidInputError("keepalive_expiry must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +142,43 @@ class RetryPolicy:
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_retry_after))
         return delay
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRetry:
+    """How :meth:`Database.update` (and deletes with ``retry=``) meet a 409 Conflict.
+
+    After a conflict the document is read again and the change applied again, up to
+    ``attempts`` writes in all, waiting a capped exponential backoff between them
+    (``backoff * 2**(n-1)``, at most ``max_backoff`` seconds; with ``jitter`` a uniform draw up
+    to that, which spreads writers that collided at once). ``deadline`` (seconds, optional)
+    bounds the whole operation: no retry starts after it. Then :class:`Conflict` is raised.
+    """
+
+    attempts: int = 10
+    backoff: float = 0.01
+    max_backoff: float = 1.0
+    jitter: bool = True
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise InvalidInputError("attempts must be at least 1")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise InvalidInputError("backoff values must be 0 or more")
+        if self.deadline is not None and self.deadline <= 0:
+            raise InvalidInputError("deadline must be positive (seconds)")
+
+    @classmethod
+    def immediate(cls, attempts: int) -> ConflictRetry:
+        """Retry at once, without waiting, up to ``attempts`` writes."""
+        return cls(attempts=attempts, backoff=0.0, max_backoff=0.0, jitter=False)
+
+    @classmethod
+    def never(cls) -> ConflictRetry:
+        """One attempt: a conflict is raised as it comes."""
+        return cls(attempts=1)
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        return backoff_delay(retry, self.backoff, self.max_backoff, jitter=self.jitter)

@@ -6,7 +6,7 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     ├── TransportError            no usable HTTP answer arrived
     │   ├── ConnectError          the connection could not be opened (refused, DNS, TLS)
     │   ├── ConnectionLost        the connection broke while the request was under way
-    │   ├── Timeout               (also a builtin TimeoutError)
+    │   ├── TransportTimeout      (also a builtin TimeoutError)
     │   │   ├── ConnectTimeout
     │   │   ├── ReadTimeout
     │   │   └── PoolTimeout       no pooled connection became free in time
@@ -66,7 +66,7 @@ __all__ = [
     "ProtocolError",
     "ReadTimeout",
     "ServerError",
-    "Timeout",
+    "TransportTimeout",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
@@ -114,19 +114,19 @@ class ConnectionLost(TransportError):
     stale: bool = False
 
 
-class Timeout(TransportError, TimeoutError):
+class TransportTimeout(TransportError, TimeoutError):
     """A time limit ran out. Also a builtin :class:`TimeoutError`."""
 
 
-class ConnectTimeout(Timeout):
+class ConnectTimeout(TransportTimeout):
     """Opening the connection took longer than the connect timeout."""
 
 
-class ReadTimeout(Timeout):
+class ReadTimeout(TransportTimeout):
     """The answer (or the next part of a streamed answer) did not arrive in time."""
 
 
-class PoolTimeout(Timeout):
+class PoolTimeout(TransportTimeout):
     """Every pooled connection stayed busy for longer than the pool timeout."""
 
 

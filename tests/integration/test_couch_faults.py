@@ -178,7 +178,7 @@ async def test_non_json_and_truncated_answers_raise_protocol_error() -> None:
             assert caught.value.url == f"{url}/_all_dbs"
             assert url in str(caught.value)
             with pytest.raises(tac.ProtocolError) as caught:
-                await client._json("GET", "/cut")
+                await client._engine.json("GET", "/cut")
             assert caught.value.url == f"{url}/cut"
             with pytest.raises(tac.ProtocolError) as lost:
                 await client.database("short").info()

@@ -39,14 +39,14 @@ async def test_database_lifecycle(couch: tac.CouchDB) -> None:
         assert info["db_name"] == db.name
         assert info["doc_count"] == 0
     finally:
-        assert await db.delete() is True
+        assert await db.delete_database() is True
     assert await db.exists() is False
-    await db.delete(missing_ok=True)
+    await db.delete_database(missing_ok=True)
 
 
 async def test_ten_concurrent_creators_all_succeed(couch: tac.CouchDB) -> None:
     name = unique_db_name()
-    clients = [tac.CouchDB(couch.url, auth=couch._auth) for _ in range(10)]
+    clients = [tac.CouchDB(couch.url, auth=couch._engine.auth) for _ in range(10)]
     try:
         created = await asyncio.gather(
             *(client.database(name).create(exists_ok=True) for client in clients)
@@ -55,7 +55,7 @@ async def test_ten_concurrent_creators_all_succeed(couch: tac.CouchDB) -> None:
         assert any(created)
         assert await couch.database(name).exists()
     finally:
-        await couch.database(name).delete(missing_ok=True)
+        await couch.database(name).delete_database(missing_ok=True)
         for client in clients:
             await client.aclose()
 
@@ -90,9 +90,9 @@ async def test_session_auth_against_the_server(
             db = client.database(unique_db_name())
             await db.create()
             await db.put_doc({"_id": "a"})
-            client._cookie = "AuthSession=expired"  # as if the session timed out
+            client._engine._cookie = "AuthSession=expired"  # as if the session timed out
             assert (await db.get_doc("a"))["_id"] == "a"
-            await db.delete()
+            await db.delete_database()
             text = repr(client) + "".join(record.getMessage() for record in caplog.records)
     assert couch_server.password not in text
     bad = tac.SessionAuth(couch_server.user, "wrong")

@@ -162,6 +162,6 @@ async def test_find_that_cannot_be_paged_fails_before_yielding(db: tac.Database)
 
 
 def _auth_of(db: tac.Database) -> tac.BasicAuth:
-    auth = db.couch._auth
+    auth = db.couch._engine.auth
     assert isinstance(auth, tac.BasicAuth)
     return auth

@@ -186,7 +186,7 @@ async def test_get_many_in_order_raising_or_skipping_missing(store: tac.Database
     saved = [await store.save(fruit(f"f{i}")) for i in range(3)]
     ids = [s.id or "" for s in reversed(saved)]
     assert [f.fruit_id async for f in store.get_many(Fruit, ids)] == ["f2", "f1", "f0"]
-    await store.delete_model(saved[1])
+    await store.delete(saved[1])
     with_gaps = [ids[0], "never", ids[1], ids[2]]
     with pytest.raises(tac.NotFound) as caught:
         [f async for f in store.get_many(Fruit, with_gaps)]
@@ -201,12 +201,12 @@ async def test_delete_needs_the_latest_rev_unless_retried(store: tac.Database) -
     stale = await store.save(fruit())
     await store.save(stale.model_copy(update={"counter": 1}))
     with pytest.raises(tac.Conflict):
-        await store.delete_model(stale)
-    await store.delete_model(stale, retry=tac.ConflictRetry.immediate(3))
+        await store.delete(stale)
+    await store.delete(stale, retry=tac.ConflictRetry.immediate(3))
     with pytest.raises(tac.NotFound):
         await store.get(Fruit, stale.id or "")
     with pytest.raises(tac.InvalidInputError):
-        await store.delete_model(fruit())
+        await store.delete(fruit())
 
 
 async def test_tombstoned_models_are_kept_but_left_out_of_queries(store: tac.Database) -> None:

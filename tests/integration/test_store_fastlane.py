@@ -149,7 +149,7 @@ async def trace(db: tac.Database) -> dict[str, object]:
     many = await collect(db.get_many(Crate, [doc_id, doc_id]))
     queried = await collect(db.query(Crate, label=read.label))
     assert [model.id for model in queried] == [doc_id]
-    await db.delete_model(read)  # so that the next run's query finds its own crate only
+    await db.delete(read)  # so that the next run's query finds its own crate only
     return {
         "created": shape(created),
         "created_doc": stored_json(created_doc),

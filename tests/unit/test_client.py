@@ -74,7 +74,7 @@ async def test_429_waits_for_retry_after(monkeypatch: pytest.MonkeyPatch) -> Non
     async def fake_sleep(delay: float) -> None:
         slept.append(delay)
 
-    monkeypatch.setattr("tor_async_couchdb._client.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("tor_async_couchdb._couch._engine.asyncio.sleep", fake_sleep)
     failures: list[Response | Exception] = [Response(429, {"retry-after": "2"}, b"")]
     client, _ = _client(_failing(failures))
     async with client:
@@ -90,7 +90,7 @@ async def test_retry_after_is_capped_and_429_error_carries_it(
     async def fake_sleep(delay: float) -> None:
         slept.append(delay)
 
-    monkeypatch.setattr("tor_async_couchdb._client.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("tor_async_couchdb._couch._engine.asyncio.sleep", fake_sleep)
     policy = tac.RetryPolicy(max_retries=1, backoff=0, max_retry_after=1.5)
     answer = Response(429, {"retry-after": "100"}, b'{"error":"too_many_requests"}')
     client, _ = _client(lambda request: answer, retry=policy)
@@ -316,7 +316,7 @@ def test_unclosed_client_warns_when_collected() -> None:
     client, _ = _client(lambda request: _OK)
     with pytest.warns(ResourceWarning):
         client.__del__()
-    client._closed = True
+    client._engine.closed = True
 
 
 async def test_up_is_false_when_the_server_is_unreachable() -> None:

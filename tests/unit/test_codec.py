@@ -10,7 +10,8 @@ from collections import OrderedDict, defaultdict
 import pytest
 
 import tor_async_couchdb as tac
-from tor_async_couchdb._codec import check_db_name, doc_path, dumps, loads, query_string
+from tor_async_couchdb._couch._urls import check_db_name, doc_path, query_string
+from tor_async_couchdb._json import dumps, loads
 from tor_async_couchdb._transport import MockRequest, MockTransport, Response
 
 

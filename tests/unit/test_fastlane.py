@@ -47,7 +47,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, TzInfo, core_schema
 
 import tor_async_couchdb as tac
-from tor_async_couchdb._store import _checked_doc
+from tor_async_couchdb._store._mapper import checked_doc as _checked_doc
 
 PARIS = ZoneInfo("Europe/Paris")
 AT = datetime(2026, 11, 27, 12, 30, 1, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
@@ -681,6 +681,35 @@ def test_a_save_writes_what_the_models_own_code_makes(
 ) -> None:
     doc, _ = _checked_doc(model(id="x1"))
     assert doc[key] == written
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown(tac.FieldMarker):
+    """A marker with no schema, which the lane does not know (as a codec's marker would be)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedMore(tac.Indexed):
+    """A subclass of a known marker: it may mean more than ``Indexed`` does."""
+
+
+class UnknownMarked(tac.Model, type_name="fastlane_unknown_marked", version="1.0"):
+    secret: Annotated[str, tac.Indexed(), Unknown()] = "plain"
+
+
+class SubclassMarked(tac.Model, type_name="fastlane_subclass_marked", version="1.0"):
+    secret: Annotated[str, IndexedMore()] = "plain"
+
+
+class IndexedOnly(tac.Model, type_name="fastlane_indexed_only", version="1.0"):
+    secret: Annotated[str, tac.Indexed()] = "plain"
+
+
+def test_a_field_marker_the_lane_does_not_know_keeps_the_model_out_of_it() -> None:
+    # A codec's marker (encryption, hashing) must never be written by the lane in plain text.
+    assert UnknownMarked.__couch_fast__ is None
+    assert SubclassMarked.__couch_fast__ is None
+    assert IndexedOnly.__couch_fast__ is not None
 
 
 class Plain(tac.Model, type_name="fastlane_plain", version="1.0"):

@@ -17,7 +17,14 @@ from tor_async_couchdb._exceptions import (
     UnknownIndexError,
     WrongTypeError,
 )
-from tor_async_couchdb._model import FieldMarker, Index, Indexed, Model, format_type, parse_type
+from tor_async_couchdb._models._model import (
+    FieldMarker,
+    Index,
+    Indexed,
+    Model,
+    format_type,
+    parse_type,
+)
 
 NOW = datetime(2026, 11, 27, 11, 36, 1, 123456, tzinfo=UTC)
 

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from tor_async_couchdb._exceptions import ModelValidationError
-from tor_async_couchdb._model import Indexed, Model, _may_hold_datetime
+from tor_async_couchdb._models._model import Indexed, Model, _may_hold_datetime
 
 AWARE = datetime(2026, 11, 27, 11, 36, 1, tzinfo=timezone(timedelta(hours=1)))
 AWARE_TEXT = "2026-11-27T10:36:01.000000Z"

@@ -7,7 +7,7 @@ from typing import Annotated
 import pytest
 
 from tor_async_couchdb._exceptions import ModelDefinitionError, WrongTypeError
-from tor_async_couchdb._model import Indexed, Model, ModelSet
+from tor_async_couchdb._models._model import Indexed, Model, ModelSet
 
 
 class Fruit(Model, type_name="fruit", version="1.1"):

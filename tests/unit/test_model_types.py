@@ -13,7 +13,7 @@ import pydantic
 import pytest
 
 from tor_async_couchdb._exceptions import ModelValidationError, NotJSONError
-from tor_async_couchdb._model import Model
+from tor_async_couchdb._models._model import Model
 
 AWARE = datetime(2026, 11, 27, 11, 36, 1, 123456, tzinfo=UTC)
 AWARE_TEXT = "2026-11-27T11:36:01.123456Z"

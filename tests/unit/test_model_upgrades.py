@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 
 from tor_async_couchdb._exceptions import ModelDefinitionError, ModelValidationError, WrongTypeError
-from tor_async_couchdb._model import Model, UpgradeStep, upgrade
+from tor_async_couchdb._models._model import Model, UpgradeStep, upgrade
 
 Doc = dict[str, Any]
 calls: list[str] = []

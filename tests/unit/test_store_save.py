@@ -9,7 +9,8 @@ import pytest
 from pydantic import BaseModel, Field, computed_field
 
 import tor_async_couchdb as tac
-from tor_async_couchdb._store import _checked_doc, _with_rev
+from tor_async_couchdb._store._mapper import checked_doc as _checked_doc
+from tor_async_couchdb._store._mapper import with_rev as _with_rev
 from tor_async_couchdb._transport import MockRequest, MockTransport, Response
 
 

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import pytest
 
 from tor_async_couchdb._exceptions import ModelDefinitionError, UnknownIndexError
-from tor_async_couchdb._model import Index, Indexed, Model, ModelSet
-from tor_async_couchdb._views import design_doc, design_docs, map_function, view_location
+from tor_async_couchdb._models._model import Index, Indexed, Model, ModelSet
+from tor_async_couchdb._models._views import design_doc, design_docs, map_function, view_location
 
 T1 = datetime(2026, 11, 27, 11, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -12,41 +12,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from .._exceptions import InvalidInputError
+from .._config import Limits, Timeouts
 
-__all__ = ["Limits", "Response", "StreamResponse", "Timeouts", "Transport"]
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Time limits in seconds; ``None`` means no limit.
-
-    ``connect``: opening a TCP (and TLS) connection. ``read``: the longest silence while an
-    answer is awaited or arrives (an inactivity limit, not a deadline for the whole answer; a
-    ``_changes`` feed sets its own). ``pool``: waiting for a free pooled connection.
-    """
-
-    connect: float | None = 10.0
-    read: float | None = 60.0
-    pool: float | None = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds of the connection pool.
-
-    ``max_connections``: sockets open at once to the origin; requests beyond wait for a free one.
-    ``keepalive_expiry``: an idle connection older than this is closed instead of reused.
-    """
-
-    max_connections: int = 10
-    keepalive_expiry: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.max_connections < 1:
-            raise InvalidInputError("max_connections must be at least 1")
-        if self.keepalive_expiry <= 0:
-            raise InvalidInputError("keepalive_expiry must be positive")
+__all__ = ["Limits", "Response", "StreamResponse", "Timeouts", "Transport"]  # (re-exported)
 
 
 @dataclass(frozen=True, slots=True)

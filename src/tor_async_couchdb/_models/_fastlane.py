@@ -34,8 +34,8 @@ from typing import Any, Final, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from ._codec import format_utc
-from ._ids import is_valid_doc_id, new_id
+from .._ids import is_valid_doc_id
+from .._json import format_utc
 
 __all__ = ["Plan", "build_plan"]
 
@@ -219,25 +219,32 @@ class Plan:
     fields: tuple[tuple[str, type | None, _Dump | None], ...]
     containers: tuple[str, ...]  # the fields holding lists or dicts
     all_names: frozenset[str]  # every field, id, rev and tombstone included
+    order: tuple[str, ...]  # the same, in the order pydantic sets them
 
     def doc(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        """``Model.to_doc()`` of a model whose ``__dict__`` is ``values``."""
-        return self._doc(values) if values.keys() == self.all_names else None
+        """``Model.to_doc()`` of a model whose ``__dict__`` is ``values``.
+
+        Only for keys in the fields' order: pydantic's dump follows the ``__dict__``, whose
+        order an edit of it (a key deleted and set again) can change, and the lane writes in
+        the fields' order."""
+        return self._doc(values) if tuple(values) == self.order else None
 
     def checked(
         self, values: Mapping[str, Any], overrides: Mapping[str, str | None]
     ) -> tuple[dict[str, Any], BaseModel] | None:
         """What the store's save writes: the document of ``values`` (a model's ``__dict__``)
-        with ``overrides`` applied and an id made if it has none, and a validated copy of the
-        model that shares no list or dict with the original."""
-        if values.keys() != self.all_names:
+        with ``overrides`` applied (the mapper passes the final id among them: ids are made
+        in one place), and a validated copy of the model that shares no list or dict with the
+        original. (Only for keys in the fields' order, as :meth:`doc`: the copy must have
+        the order a validation gives it.)"""
+        if tuple(values) != self.order:
             return None
         copied = dict(values)
         copied.update(overrides)
         doc_id, rev, tombstone = copied["id"], copied["rev"], copied["tombstone"]
-        if doc_id is None:
-            copied["id"] = new_id()
-        elif type(doc_id) is not str or not is_valid_doc_id(doc_id, allow_special=False):
+        if doc_id is not None and (
+            type(doc_id) is not str or not is_valid_doc_id(doc_id, allow_special=False)
+        ):
             return None
         if (rev is not None and type(rev) is not str) or type(tombstone) is not bool:
             return None
@@ -280,15 +287,19 @@ class Plan:
 
 
 def build_plan(
-    model: type[BaseModel], *, base: type[BaseModel], type_string: str, marker: type
+    model: type[BaseModel],
+    *,
+    base: type[BaseModel],
+    type_string: str,
+    plain_markers: tuple[type, ...],
 ) -> Plan | None:
     """The lane of ``model`` (a concrete subclass of ``base``, whose documents have type
     ``type_string``), or None if anything about it may act differently from what the lane
     does: a config, ``__init__``, validator, serializer, computed field, post-init hook, core
     schema or save-path method (``to_doc``, ``model_validate``...) of its own, a field
-    excluded from dumps, field metadata other than plain ``marker`` instances (constraints,
-    strictness, validators, markers with a schema of their own), or a field type the lane
-    does not cover.
+    excluded from dumps, field metadata other than instances of exactly the ``plain_markers``
+    types (constraints, strictness, validators, markers it does not know: an ``Encrypted()``
+    field must never be written by the lane), or a field type the lane does not cover.
     """
     if not _default_behaviour(model, base):
         return None
@@ -302,7 +313,7 @@ def build_plan(
             kind is None
             or info.exclude
             or getattr(info, "exclude_if", None) is not None  # (pydantic >= 2.11)
-            or not all(_plain_marker(m, marker) for m in info.metadata)
+            or not all(_plain_marker(m, plain_markers) for m in info.metadata)
         ):
             return None
         fields.append((name, kind.exact, kind.dump))
@@ -314,12 +325,14 @@ def build_plan(
         fields=tuple(fields),
         containers=tuple(containers),
         all_names=frozenset(model.model_fields),
+        order=tuple(model.model_fields),
     )
 
 
-def _plain_marker(metadata: object, marker: type) -> bool:
-    # A marker that takes part in validation or serialization may change what is written.
-    return isinstance(metadata, marker) and not hasattr(metadata, "__get_pydantic_core_schema__")
+def _plain_marker(metadata: object, known: tuple[type, ...]) -> bool:
+    # Only markers known to leave the stored form alone, by exact type: a subclass, or a
+    # marker a codec applies (hashing, encryption), may change what is written.
+    return type(metadata) in known and not hasattr(metadata, "__get_pydantic_core_schema__")
 
 
 def _default_behaviour(model: type[BaseModel], base: type[BaseModel]) -> bool:

@@ -83,14 +83,14 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError, PydanticSerializationError
 
-from ._codec import format_utc
-from ._exceptions import (
+from .._exceptions import (
     ModelDefinitionError,
     ModelValidationError,
     NotJSONError,
     UnknownIndexError,
     WrongTypeError,
 )
+from .._json import format_utc
 from ._fastlane import Plan, build_plan
 
 __all__ = [
@@ -801,7 +801,7 @@ def _prepare_documents(cls: type[Model]) -> None:
     cls.__couch_fast__ = (
         None
         if info is None
-        else build_plan(cls, base=Model, type_string=info.type_string, marker=FieldMarker)
+        else build_plan(cls, base=Model, type_string=info.type_string, plain_markers=(Indexed,))
     )
     may_hold = {
         name

@@ -1,7 +1,8 @@
-"""The client: one CouchDB server, its connection pool, authentication, retries and logging.
+"""The request engine: authentication, retries of transient failures, counters, and the one
+log record per request, in front of a transport.
 
-Every request of every layer above goes through :meth:`CouchDB._send`, so retries, session
-renewal, counters and the one log record per request live in one place.
+Every request of every layer above goes through :meth:`Engine.send` (or :meth:`Engine.stream`),
+so retries, session renewal, counters and logging live in one place.
 """
 
 from __future__ import annotations
@@ -14,32 +15,35 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote
 
-from ._codec import check_db_name, dumps, loads, query_string
-from ._config import Auth, BasicAuth, BearerAuth, RetryPolicy, SessionAuth
-from ._exceptions import (
+from .._config import Auth, BasicAuth, BearerAuth, RetryPolicy, SessionAuth, Timeouts
+from .._exceptions import (
     ClientClosedError,
     ConnectError,
     ConnectionLost,
     ConnectTimeout,
     HTTPStatusError,
     InvalidInputError,
-    NotFound,
     ProtocolError,
     ReadTimeout,
     TooManyRequests,
     TransportError,
     status_error,
 )
-from ._transport import HTTP11Transport, Limits, Response, StreamResponse, Timeouts, Transport
+from .._json import dumps, loads
+from .._transport import Response, StreamResponse, Transport
+from ._urls import query_string
 
-if TYPE_CHECKING:
-    from ._database import Database
-
-__all__ = ["ClientStats", "CouchDB", "InsecureTLSWarning", "RequestRecord"]
+__all__ = [
+    "ClientStats",
+    "Engine",
+    "InsecureTLSWarning",
+    "RequestRecord",
+    "auth_from",
+    "ssl_context",
+]
 
 logger = logging.getLogger("tor_async_couchdb")
 
@@ -85,7 +89,7 @@ class _Counters:
     errors_by_status: dict[int, int] = field(default_factory=dict)
 
 
-def _ssl_context(verify: bool | str, client_cert: str | tuple[str, str] | None) -> ssl.SSLContext:
+def ssl_context(verify: bool | str, client_cert: str | tuple[str, str] | None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
     if verify is False:
         warnings.warn(
@@ -102,7 +106,7 @@ def _ssl_context(verify: bool | str, client_cert: str | tuple[str, str] | None) 
     return context
 
 
-def _auth_from(
+def auth_from(
     auth: Auth | tuple[str, str] | None, url_user: str | None, url_pw: str | None
 ) -> Auth | None:
     if isinstance(auth, tuple):
@@ -116,60 +120,50 @@ def _auth_from(
     return None
 
 
-class CouchDB:
-    """An asynchronous client of one CouchDB server (or cluster behind one URL).
+class Engine:
+    """Sends requests to one server through ``transport``: auth, retries, counters, logging.
 
-    ``url`` may carry credentials (``http://user:pass@host:5984``), which become basic auth
-    unless ``auth`` is given: a ``(user, password)`` tuple (basic), :class:`BasicAuth`,
-    :class:`SessionAuth` or :class:`BearerAuth`. ``verify`` is True (system CAs), a CA bundle
-    path, or False (warns); ``client_cert`` a PEM path or ``(cert, key)`` paths. ``transport``
-    replaces the HTTP implementation (tests pass a mock). ``on_request`` is called with a
-    :class:`RequestRecord` after every request, for tracing.
-
-    Use it as ``async with CouchDB(...) as couch:`` or call :meth:`aclose` when done.
+    Made by :class:`CouchDB`, which holds it; every database handle of that client shares it.
     """
 
     def __init__(
         self,
-        url: str = "http://127.0.0.1:5984",
         *,
-        auth: Auth | tuple[str, str] | None = None,
-        timeouts: Timeouts | None = None,
-        limits: Limits | None = None,
-        retry: RetryPolicy | None = None,
-        verify: bool | str = True,
-        client_cert: str | tuple[str, str] | None = None,
-        transport: Transport | None = None,
-        on_request: Callable[[RequestRecord], None] | None = None,
+        origin: str,
+        prefix: str,
+        auth: Auth | None,
+        retry: RetryPolicy,
+        timeouts: Timeouts,
+        transport: Transport,
+        on_request: Callable[[RequestRecord], None] | None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-            raise InvalidInputError(f"the CouchDB URL must be http(s)://host[:port], got {shown!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._origin = f"{parts.scheme}://{parts.hostname}:{port}"
-        self._prefix = parts.path.rstrip("/")
-        self._auth = _auth_from(auth, parts.username, parts.password)
-        self._retry = retry if retry is not None else RetryPolicy()
-        self._timeouts = timeouts if timeouts is not None else Timeouts()
-        self._on_request = on_request
-        if transport is None:
-            context = _ssl_context(verify, client_cert) if parts.scheme == "https" else None
-            transport = HTTP11Transport(
-                scheme=parts.scheme,
-                host=parts.hostname,
-                port=port,
-                ssl=context,
-                server_hostname=parts.hostname if context else None,
-                timeouts=self._timeouts,
-                limits=limits if limits is not None else Limits(),
-            )
+        self._origin = origin
+        self._prefix = prefix
+        self._auth = auth
+        self._retry = retry
+        self._timeouts = timeouts
         self._transport = transport
+        self._on_request = on_request
         self._headers = self._fixed_headers()
         self._cookie: str | None = None
         self._login_lock: asyncio.Lock | None = None
         self._counters = _Counters()
-        self._closed = False
+        self.closed = False
+
+    @property
+    def transport(self) -> Transport:
+        """The transport requests go through."""
+        return self._transport
+
+    @property
+    def auth(self) -> Auth | None:
+        """The authentication in use (its repr hides secrets)."""
+        return self._auth
+
+    @property
+    def url(self) -> str:
+        """The server's URL, without credentials."""
+        return self._origin + self._prefix
 
     def _fixed_headers(self) -> list[tuple[str, str]]:
         # pouchdb-server answers text/plain unless asked for JSON; CouchDB ignores it.
@@ -178,22 +172,8 @@ class CouchDB:
             headers.append(("Authorization", self._auth.header()))
         return headers
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"<CouchDB {self.url} {state} auth={self._auth!r}>"
-
-    @property
-    def url(self) -> str:
-        """The server's URL, without credentials."""
-        return self._origin + self._prefix
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`aclose` was called."""
-        return self._closed
-
     def stats(self) -> ClientStats:
-        """A snapshot of the client's counters."""
+        """A snapshot of the counters."""
         counters = self._counters
         wire = getattr(self._transport, "stats", None)
         return ClientStats(
@@ -205,37 +185,16 @@ class CouchDB:
             bytes_received=getattr(wire, "bytes_received", 0),
         )
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
     async def aclose(self) -> None:
-        """Close every connection. Idempotent; the client cannot be used afterwards."""
-        if self._closed:
+        """Close the transport. Idempotent; no request can be sent afterwards."""
+        if self.closed:
             return
-        self._closed = True
+        self.closed = True
         await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_closed", True):
-            warnings.warn(
-                f"{self!r} was garbage-collected without aclose(): connections leaked",
-                ResourceWarning,
-                stacklevel=1,
-            )
 
     # -- the request engine ------------------------------------------------------------------
 
-    async def _send(
+    async def send(
         self,
         method: str,
         target: str,
@@ -246,13 +205,13 @@ class CouchDB:
     ) -> Response:
         """Send one request with auth, retries of transient failures, counters and logging.
 
-        Returns any answer, error statuses included (see :meth:`_json`). Raises
+        Returns any answer, error statuses included (see :meth:`json`). Raises
         :class:`TransportError` subclasses and :class:`ClientClosedError`.
         """
-        response, _ = await self._exchange(method, target, body, safe=safe, headers=headers)
+        response, _ = await self.exchange(method, target, body, safe=safe, headers=headers)
         return response
 
-    async def _exchange(
+    async def exchange(
         self,
         method: str,
         target: str,
@@ -261,13 +220,13 @@ class CouchDB:
         safe: bool | None = None,
         headers: Sequence[tuple[str, str]] = (),
     ) -> tuple[Response, bool]:
-        """:meth:`_send`, also telling whether an earlier attempt may have been carried out.
+        """:meth:`send`, also telling whether an earlier attempt may have been carried out.
 
         That is the case when an attempt was retried after its answer was lost (the connection
         broke mid-way, a read timed out, a gateway failed): a final 409 may then be the echo of
         this very request's first attempt, which callers writing documents must check.
         """
-        if self._closed:
+        if self.closed:
             raise ClientClosedError("the CouchDB client is closed")
         if safe is None:
             safe = method in _SAFE_METHODS
@@ -420,7 +379,7 @@ class CouchDB:
                 # committed write, say) into an error for the caller.
                 logger.exception("the on_request hook failed for %s %s", method, record.url)
 
-    async def _json(
+    async def json(
         self,
         method: str,
         target: str,
@@ -431,12 +390,12 @@ class CouchDB:
     ) -> Any:
         """Send a request and decode its JSON answer; error statuses raise
         :class:`HTTPStatusError` subclasses carrying CouchDB's ``error`` and ``reason``."""
-        response = await self._send(method, target, body, safe=safe)
+        response = await self.send(method, target, body, safe=safe)
         if response.status >= 300:
-            raise self._status_error(method, target, response, doc_id)
+            raise self.status_error(method, target, response, doc_id)
         return loads(response.body, method=method, url=self._origin + self._prefix + target)
 
-    def _status_error(
+    def status_error(
         self, method: str, target: str, response: Response, doc_id: str | None
     ) -> HTTPStatusError:
         error: str | None = None
@@ -463,14 +422,14 @@ class CouchDB:
         return exception
 
     @asynccontextmanager
-    async def _stream(
+    async def stream(
         self, method: str, target: str, body: bytes | None = None, *, read_timeout: float | None
     ) -> AsyncIterator[StreamResponse]:
         """Open a streamed answer (no retries: the caller resumes); error statuses raise.
 
-        An expired cookie session is renewed once, as for :meth:`_send`.
+        An expired cookie session is renewed once, as for :meth:`send`.
         """
-        if self._closed:
+        if self.closed:
             raise ClientClosedError("the CouchDB client is closed")
         base_headers = self._base_headers(body, ())
         timeouts = Timeouts(
@@ -497,7 +456,7 @@ class CouchDB:
                     if status >= 300:
                         # Read the body: it holds CouchDB's ``error`` and ``reason``.
                         answer = Response(status, response.headers, await response.read())
-                        raise self._status_error(method, target, answer, None)
+                        raise self.status_error(method, target, answer, None)
                     if session:
                         self._take_cookie(Response(status, response.headers, b""))
                     yield response
@@ -533,7 +492,7 @@ class CouchDB:
             raise
         self._record("POST", target, status=response.status, started=started, retries=0, error=None)
         if response.status >= 300:
-            raise self._status_error("POST", "/_session", response, None)
+            raise self.status_error("POST", "/_session", response, None)
         if not self._take_cookie(response):
             raise ProtocolError(
                 "the session login answered without an AuthSession cookie",
@@ -554,170 +513,8 @@ class CouchDB:
                 return True
         return False
 
-    # -- the server API ----------------------------------------------------------------------
-
-    def database(self, name: str) -> Database:
-        """A handle of database ``name`` (no I/O). Raises :class:`InvalidNameError`."""
-        from ._database import Database
-
-        return Database(self, check_db_name(name))
-
-    async def info(self) -> dict[str, Any]:
-        """``GET /``: the server's welcome (name, version, vendor)."""
-        answer: dict[str, Any] = await self._json("GET", "/")
-        return answer
-
-    async def up(self) -> bool:
-        """Whether the server is up and ready: ``GET /_up`` (``GET /`` where the server has no
-        ``/_up``, as pouchdb-server). Transport errors and 5xx answer False."""
-        try:
-            try:
-                answer = await self._json("GET", "/_up")
-            except NotFound:
-                answer = {"status": "ok"} if await self.info() else {}
-        except (TransportError, HTTPStatusError):
-            return False
-        return isinstance(answer, dict) and answer.get("status") == "ok"
-
-    async def all_dbs(self) -> list[str]:
-        """``GET /_all_dbs``: the names of every database."""
-        answer: list[str] = await self._json("GET", "/_all_dbs")
-        return answer
-
-    async def uuids(self, count: int = 1) -> list[str]:
-        """``GET /_uuids``: ``count`` server-made UUIDs."""
-        answer = await self._json("GET", f"/_uuids?count={int(count)}")
-        uuids: list[str] = answer["uuids"]
-        return uuids
-
-    async def session(self) -> dict[str, Any]:
-        """``GET /_session``: who the server thinks this client is."""
-        answer: dict[str, Any] = await self._json("GET", "/_session")
-        return answer
-
-    async def active_tasks(self) -> list[dict[str, Any]]:
-        """``GET /_active_tasks``: compactions, indexing and replications under way."""
-        answer: list[dict[str, Any]] = await self._json("GET", "/_active_tasks")
-        return answer
-
-    async def replicate(
-        self,
-        source: str | Mapping[str, Any],
-        target: str | Mapping[str, Any],
-        *,
-        create_target: bool = False,
-        continuous: bool = False,
-        doc_ids: Sequence[str] | None = None,
-        filter: str | None = None,
-        selector: Mapping[str, Any] | None = None,
-        cancel: bool = False,
-    ) -> dict[str, Any]:
-        """``POST /_replicate``: replicate once (or continuously) from ``source`` to ``target``.
-
-        Each end is a database name on this server, a URL, or CouchDB's object form
-        (``{"url": ..., "headers": {...}}``). Credentials in a URL are moved into an
-        ``Authorization`` header so they are not stored in the replication's id or logs.
-        """
-        body = _replication_body(
-            source,
-            target,
-            create_target=create_target,
-            continuous=continuous,
-            doc_ids=doc_ids,
-            filter_name=filter,
-            selector=selector,
-        )
-        if cancel:
-            body["cancel"] = True
-        answer: dict[str, Any] = await self._json(
-            "POST", "/_replicate", dumps(body, what="replication")
-        )
-        return answer
-
-    async def schedule_replication(
-        self,
-        doc_id: str,
-        source: str | Mapping[str, Any],
-        target: str | Mapping[str, Any],
-        *,
-        continuous: bool = True,
-        create_target: bool = False,
-        doc_ids: Sequence[str] | None = None,
-        filter: str | None = None,
-        selector: Mapping[str, Any] | None = None,
-    ) -> str:
-        """Create a replication as document ``doc_id`` of the ``_replicator`` database.
-
-        Unlike :meth:`replicate`, it survives server restarts: the way to keep data centers in
-        sync. Ends as for :meth:`replicate`. Returns the document's revision; raises
-        :class:`Conflict` if a replication of that id exists.
-        """
-        body = _replication_body(
-            source,
-            target,
-            create_target=create_target,
-            continuous=continuous,
-            doc_ids=doc_ids,
-            filter_name=filter,
-            selector=selector,
-        )
-        answer = await self.database("_replicator").put_doc({"_id": doc_id, **body})
-        return str(answer["rev"])
-
-    async def cancel_replication(self, doc_id: str) -> bool:
-        """Delete replication ``doc_id`` from ``_replicator``; False if there was none."""
-        replicator = self.database("_replicator")
-        try:
-            doc = await replicator.get_doc(doc_id)
-            await replicator.delete_doc(doc_id, doc["_rev"])
-        except NotFound:
-            return False
-        return True
-
-    def _url_of(self, target: str, params: Mapping[str, Any] | None = None) -> str:
+    def url_of(self, target: str, params: Mapping[str, Any] | None = None) -> str:
         return self._origin + self._prefix + target + query_string(params or {})
-
-
-def _replication_body(
-    source: str | Mapping[str, Any],
-    target: str | Mapping[str, Any],
-    *,
-    create_target: bool,
-    continuous: bool,
-    doc_ids: Sequence[str] | None,
-    filter_name: str | None,
-    selector: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "source": _replication_end(source),
-        "target": _replication_end(target),
-    }
-    if create_target:
-        body["create_target"] = True
-    if continuous:
-        body["continuous"] = True
-    if doc_ids is not None:
-        body["doc_ids"] = list(doc_ids)
-    if filter_name is not None:
-        body["filter"] = filter_name
-    if selector is not None:
-        body["selector"] = dict(selector)
-    return body
-
-
-def _replication_end(end: str | Mapping[str, Any]) -> str | dict[str, Any]:
-    if not isinstance(end, str):
-        return dict(end)
-    parts = urlsplit(end)
-    if parts.username is None:
-        # A plain string: pouchdb-server takes no object form (CouchDB takes both).
-        return end
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    bare = parts._replace(netloc=netloc).geturl()
-    auth = BasicAuth(unquote(parts.username), unquote(parts.password or ""))
-    return {"url": bare, "headers": {"Authorization": auth.header()}}
 
 
 def _maybe_carried_out(error: TransportError | None, status: int | None) -> bool:

@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Final
 
-from ._exceptions import UnknownIndexError
+from .._exceptions import UnknownIndexError
 from ._model import Index, Model, ModelInfo, ModelSet
 
 __all__ = [

@@ -1,0 +1,9 @@
+"""The store: persistence of models. Its ``CouchDB`` and ``Database`` extend the raw layer's by
+subclassing; its mapper is the one seam between documents and models, where codecs run."""
+
+from ._client import CouchDB
+from ._database import Change, Database, SaveResult
+from ._mapper import Codec, Mapper
+from ._migrate import MigrationProgress
+
+__all__ = ["Change", "Codec", "CouchDB", "Database", "Mapper", "MigrationProgress", "SaveResult"]

@@ -1,0 +1,59 @@
+"""The store's client: the raw :class:`tor_async_couchdb._couch.CouchDB` whose database handles
+speak in models, and which hands every handle the codecs it was given."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .._config import Auth, Limits, RetryPolicy, Timeouts
+from .._couch import CouchDB as RawCouchDB
+from .._couch import RequestRecord
+from .._couch._urls import check_db_name
+from .._transport import Transport
+from ._database import Database
+from ._mapper import Codec, Mapper
+
+__all__ = ["CouchDB"]
+
+
+class CouchDB(RawCouchDB):
+    """An asynchronous client of one CouchDB server (or cluster behind one URL).
+
+    Takes every argument of the raw client (``url``, ``auth``, ``timeouts``, ``limits``,
+    ``retry``, ``verify``, ``client_cert``, ``transport``, ``on_request``) and ``codecs``: the
+    field and document codecs (hashing, encryption, signing) every database handle applies to
+    models, in the order they encode (see :mod:`tor_async_couchdb._models._codecs`).
+    """
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:5984",
+        *,
+        auth: Auth | tuple[str, str] | None = None,
+        timeouts: Timeouts | None = None,
+        limits: Limits | None = None,
+        retry: RetryPolicy | None = None,
+        verify: bool | str = True,
+        client_cert: str | tuple[str, str] | None = None,
+        transport: Transport | None = None,
+        on_request: Callable[[RequestRecord], None] | None = None,
+        codecs: Iterable[Codec] = (),
+    ) -> None:
+        self._mapper = Mapper(codecs)  # checked before any connection exists
+        super().__init__(
+            url,
+            auth=auth,
+            timeouts=timeouts,
+            limits=limits,
+            retry=retry,
+            verify=verify,
+            client_cert=client_cert,
+            transport=transport,
+            on_request=on_request,
+        )
+
+    def database(self, name: str, *, codecs: Iterable[Codec] | None = None) -> Database:
+        """A handle of database ``name`` (no I/O), with models. ``codecs`` replaces the
+        client's codecs for this handle. Raises :class:`InvalidNameError`."""
+        mapper = self._mapper if codecs is None else Mapper(codecs)
+        return Database(self, check_db_name(name), mapper=mapper)

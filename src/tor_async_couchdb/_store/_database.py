@@ -1,0 +1,564 @@
+"""The store's database handle: persistence of models on top of the raw document API.
+
+``Database`` extends the raw :class:`tor_async_couchdb._couch.Database` (documents, views,
+changes in plain JSON) with the methods that speak in models (``db.save(fruit)``,
+``db.query(Fruit, color="red")``). Every model read and write goes through the handle's
+:class:`~._mapper.Mapper`, the one place documents become models and back (and where codecs
+run); conflicts are retried by the one loop of :mod:`._retry`.
+
+Deleting: :meth:`Database.delete` removes a model's document (CouchDB's own delete);
+:meth:`Database.tombstone` is the never-delete style, which keeps the document and flags it,
+and every query leaves tombstoned documents out unless ``include_tombstoned=True``. The
+database itself is dropped by :meth:`~tor_async_couchdb._couch.Database.delete_database`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+
+from .._config import DEFAULT_PAGE_SIZE, ConflictRetry
+from .._couch import Database as RawDatabase
+from .._exceptions import HTTPStatusError, InvalidInputError, NotFound
+from .._models import Index, Model, design_docs
+from ._mapper import Mapper, with_rev
+from ._migrate import MigrationProgress, Progress, migrate
+from ._queries import (
+    HIGH,
+    UNBOUNDED,
+    closing,
+    find_index,
+    index_for_values,
+    index_key,
+    no_models,
+    open_bound,
+    under,
+    view_of,
+)
+from ._retry import retry_conflicts
+
+if TYPE_CHECKING:
+    from .._couch import CouchDB as RawCouchDB
+
+__all__ = ["Change", "Database", "SaveResult"]
+
+M = TypeVar("M", bound=Model)
+Change = Callable[[M], M | Awaitable[M]]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult(Generic[M]):
+    """The outcome of one model of :meth:`Database.save_many`.
+
+    ``model`` is the saved model (id and new rev set) when ``ok``; otherwise it is the model as
+    sent (with the id it was given) and ``error`` says why it was not written (for example
+    :class:`Conflict`). :meth:`unwrap` returns the saved model or raises the error.
+    """
+
+    model: M
+    error: HTTPStatusError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the model was saved."""
+        return self.error is None
+
+    def unwrap(self) -> M:
+        """Return the saved model. Raises the item's :class:`HTTPStatusError` if it failed."""
+        if self.error is not None:
+            raise self.error
+        return self.model
+
+
+async def _apply(change: Change[M], current: M) -> M:
+    changed = change(current)
+    if inspect.isawaitable(changed):
+        changed = await changed
+    if not isinstance(changed, type(current)):
+        raise InvalidInputError(
+            f"the change must return a {type(current).__qualname__}, "
+            f"not {type(changed).__name__} (model_copy(update=...) makes one)"
+        )
+    return changed
+
+
+class Database(RawDatabase):
+    """A handle of one database, with models: the raw document API of
+    :class:`tor_async_couchdb._couch.Database` (``get_doc``, ``put_doc``, ``view``...) plus
+    persistence of models (``save``, ``get``, ``query``...). Made by ``couch.database(name)``.
+
+    Every model read and write goes through the handle's :class:`Mapper` and its codecs.
+    """
+
+    __slots__ = ("_mapper",)
+
+    def __init__(self, couch: RawCouchDB, name: str, *, mapper: Mapper | None = None) -> None:
+        super().__init__(couch, name)
+        self._mapper = mapper if mapper is not None else Mapper()
+
+    @property
+    def mapper(self) -> Mapper:
+        """The mapper (and its codecs) every model read and write goes through."""
+        return self._mapper
+
+    # -- single documents --------------------------------------------------------------------
+
+    async def save(self, model: M) -> M:
+        """Create or update ``model`` and return a copy with its id and new rev.
+
+        A model without an id gets a time-ordered one (:func:`new_id`); a model with a rev
+        updates that revision. The model is checked before any request. Raises
+        :class:`ModelValidationError`, :class:`NotJSONError` (nothing written) and
+        :class:`Conflict` if the rev is not the latest (or the id exists and no rev is given).
+        """
+        return await self._save_as(model)
+
+    async def _save_as(self, model: M, **overrides: str | None) -> M:
+        doc, checked = await self._mapper.document(model, **overrides)
+        answer = await self.put_doc(doc)
+        return with_rev(checked, str(answer["rev"]))
+
+    async def get(self, model: type[M], doc_id: str) -> M:
+        """Read document ``doc_id`` as ``model``, upgrading an older version.
+
+        Raises :class:`NotFound`, :class:`WrongTypeError` (another model's document, or a newer
+        version) and :class:`ModelValidationError` (stored values that do not fit). A
+        tombstoned document is returned (its ``tombstone`` is true).
+        """
+        return self._mapper.model(model, await self.get_doc(doc_id))
+
+    async def get_many(
+        self,
+        model: type[M],
+        ids: Sequence[str],
+        *,
+        missing: Literal["raise", "skip"] = "raise",
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[M]:
+        """Read the documents ``ids`` as ``model``, in the order of ``ids``, through
+        ``_all_docs`` (``page_size`` keys per request).
+
+        An id with no document (never written, or deleted) raises :class:`NotFound` when it
+        is reached with ``missing="raise"`` (the default); ``missing="skip"`` leaves it out.
+        Tombstoned documents are returned. Raises what :meth:`get` raises.
+        """
+        rows = self.all_docs(keys=list(ids), include_docs=True, page_size=page_size)
+        async with closing(rows):
+            async for row in rows:
+                doc = row.get("doc")
+                if doc is not None:
+                    yield self._mapper.model(model, doc)
+                elif missing == "raise":
+                    raise NotFound(
+                        f"no {model.__qualname__} document {row.get('key')!r}",
+                        status=404,
+                        error=str(row.get("error") or "not_found"),
+                        reason="deleted" if row.get("value") else "missing",
+                        doc_id=row.get("key"),
+                    )
+
+    async def delete(self, model: Model, *, retry: ConflictRetry | None = None) -> None:
+        """Delete the document of ``model`` (a CouchDB delete: only a deletion stub is kept).
+
+        Without ``retry``, ``model.rev`` must be the latest: else :class:`Conflict`. With
+        ``retry``, a conflict re-reads the current rev (checking it is still a document of
+        the model's type) and deletes that, whatever changed since; a document found gone
+        by then counts as deleted. Raises :class:`NotFound`, :class:`InvalidInputError` for a
+        model without id or rev. The deletion is written through the mapper (with the
+        model's ``type``, and signed where a document codec signs), so it cannot be told apart
+        from one written by another application tier. (The database itself is dropped by
+        :meth:`delete_database`.)
+        """
+        doc_id, rev = model.id, model.rev
+        if doc_id is None or rev is None:
+            raise InvalidInputError("delete needs a saved model (with id and rev)")
+
+        async def attempt(number: int) -> None:
+            current = rev
+            if number:
+                try:
+                    current = cast("str", (await self.get(type(model), doc_id)).rev)
+                except NotFound:
+                    return
+            await self.put_doc(self._mapper.deletion(model, current))
+
+        policy = retry if retry is not None else ConflictRetry.never()
+        await retry_conflicts(policy, attempt, note=retry is not None)
+
+    async def tombstone(self, model: M, *, retry: ConflictRetry | None = None) -> M:
+        """Mark ``model``'s document deleted in the never-delete style, keeping it; returns the
+        saved model. Queries leave it out unless asked (``include_tombstoned=True``).
+
+        Without ``retry`` this is ``save`` of a copy with ``tombstone=True`` (:class:`Conflict`
+        if stale); with ``retry`` it is an :meth:`update` of the current document.
+        """
+        if retry is None:
+            return await self.save(model.model_copy(update={"tombstone": True}))
+        if model.id is None:
+            raise InvalidInputError("tombstone with retry needs a saved model (with an id)")
+        return await self.update(
+            type(model), model.id, lambda m: m.model_copy(update={"tombstone": True}), retry=retry
+        )
+
+    async def update(
+        self,
+        model: type[M],
+        doc_id: str,
+        change: Change[M],
+        *,
+        retry: ConflictRetry | None = None,
+    ) -> M:
+        """Read ``doc_id``, apply ``change`` (a function, or coroutine function, from the
+        current model to the new one) and save the result; on :class:`Conflict` read and apply
+        again, per ``retry`` (``ConflictRetry()`` by default). Returns the saved model.
+
+        ``change`` may run several times: keep it free of other side effects. Raises
+        :class:`Conflict` when the retries are used up, :class:`NotFound`, and what
+        :meth:`get` and :meth:`save` raise.
+        """
+
+        async def attempt(_: int) -> M:
+            current = await self.get(model, doc_id)
+            changed = await _apply(change, current)
+            # The id and rev are the read document's; saving validates the whole model.
+            return await self._save_as(changed, id=doc_id, rev=current.rev)
+
+        return await retry_conflicts(retry if retry is not None else ConflictRetry(), attempt)
+
+    async def save_many(self, models: Sequence[M], *, chunk_size: int = 500) -> list[SaveResult[M]]:
+        """Save many models through ``_bulk_docs``, ``chunk_size`` per request; one
+        :class:`SaveResult` per model, in order.
+
+        Every model is checked before the first request: one invalid model raises
+        :class:`ModelValidationError` (or :class:`NotJSONError`) and nothing is written. Two
+        models with the same id raise :class:`InvalidInputError`. Per-document failures (a
+        stale rev: :class:`Conflict`) are results, not exceptions; a request that fails as a
+        whole raises, leaving earlier chunks written.
+        """
+        if chunk_size < 1:
+            raise InvalidInputError("chunk_size must be at least 1")
+        checked = await self._mapper.documents(models)
+        ids = [doc["_id"] for doc, _ in checked]
+        if len(set(ids)) != len(ids):
+            raise InvalidInputError("save_many got two models with the same id")
+        results: list[SaveResult[M]] = []
+        for start in range(0, len(checked), chunk_size):
+            chunk = checked[start : start + chunk_size]
+            answers = await self.bulk_docs([doc for doc, _ in chunk])
+            for (_, saved), answer in zip(chunk, answers, strict=True):
+                if answer.error is not None:
+                    results.append(SaveResult(saved, answer.error))
+                else:
+                    results.append(SaveResult(with_rev(saved, str(answer.rev))))
+        return results
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def query(
+        self,
+        model: type[M],
+        /,
+        *,
+        include_tombstoned: bool = False,
+        limit: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        **values: Any,
+    ) -> AsyncIterator[M]:
+        """The models whose fields equal ``values`` (``color="red"``), in id order, through
+        the index over exactly those fields (one ``Indexed()`` field, or a compound index
+        naming them in any order). Paged: at most ``page_size`` documents held at once.
+
+        Raises :class:`InvalidInputError` (before any request) if no index fits or a value
+        does not fit its field; while iterating, what :meth:`get` raises.
+        """
+        if not values:
+            raise InvalidInputError("query needs field=value arguments; all() reads every model")
+        index = index_for_values(model, values)
+        keys = self._lookup_keys(model, index, [values[field] for field in index.fields])
+        params = {"startkey": keys[0], "endkey": keys[0]} if len(keys) == 1 else {"keys": keys}
+        return self._models(
+            model,
+            index,
+            params,
+            include_tombstoned=include_tombstoned,
+            limit=limit,
+            page_size=page_size,
+        )
+
+    def _lookup_keys(self, model: type[Model], index: Index, values: list[Any]) -> list[Any]:
+        """The view keys of exactly ``values``: one, unless a codec indexes a field under
+        keys of its own (a blind index, several during a key rotation)."""
+        key = index_key(model, index, values)
+        parts = [key] if len(index.fields) == 1 else list(key)
+        choices = [
+            self._mapper.index_keys(model, field, part)
+            for field, part in zip(index.fields, parts, strict=True)
+        ]
+        keys = [list(combination) for combination in itertools.product(*choices)]
+        return [k[0] for k in keys] if len(index.fields) == 1 else keys
+
+    def _check_range_index(self, model: type[Model], index: Index) -> None:
+        encoded = [f for f in index.fields if self._mapper.encodes_index(model, f)]
+        if encoded:
+            raise InvalidInputError(
+                f"index {index.name!r} of {model.__qualname__} holds encoded values of "
+                f"{encoded}: it answers equality queries (query), not ranges"
+            )
+
+    def query_range(
+        self,
+        model: type[M],
+        index: str,
+        /,
+        *,
+        prefix: Sequence[Any] = (),
+        start: Any = None,
+        end: Any = None,
+        inclusive_start: bool = True,
+        inclusive_end: bool = True,
+        descending: bool = False,
+        include_tombstoned: bool = False,
+        limit: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[M]:
+        """The models whose key in ``index`` (an index name; an ``Indexed()`` field's index is
+        named after the field) lies between ``start`` and ``end``, in key order.
+
+        As in CouchDB, ``start`` is where the walk begins: with ``descending=True`` it is the
+        *higher* bound. ``None`` leaves a bound open. For a compound index, ``prefix`` fixes
+        the leading fields and ``start``/``end`` bound the next one (or give several values
+        as a tuple). An exclusive start is done by skipping rows whose key equals it (no
+        ``skip``). Raises what :meth:`query` raises.
+        """
+        found = find_index(model, index)
+        self._check_range_index(model, found)
+        lead = list(prefix)
+        compound = len(found.fields) > 1
+        if not compound and lead:
+            raise InvalidInputError(f"index {index!r} has one field: it takes no prefix")
+
+        def key(bound: Any, *, past_its_rows: bool) -> tuple[Any, bool]:
+            """The view key of a bound, and whether it is partial (fewer values than fields).
+
+            A partial key ``[v]`` sorts before every ``[v, x]``; ``[v, {}]`` sorts after them
+            all, so a bound that must take in (or leave out) the rows under it uses that.
+            """
+            values = [*lead, *(bound if compound and isinstance(bound, tuple) else (bound,))]
+            partial = compound and len(values) < len(found.fields)
+            view_key = index_key(model, found, values)
+            return ([*view_key, {}] if partial and past_its_rows else view_key), partial
+
+        lead_key = index_key(model, found, lead) if lead else []
+        low_open, high_open = open_bound(lead_key, compound, descending)
+        params: dict[str, Any] = {"descending": descending, "inclusive_end": inclusive_end}
+        skip_key: Any = UNBOUNDED
+        if start is None:
+            params["startkey"] = low_open
+        else:
+            # Ascending, an exclusive start must pass its rows; descending, an inclusive one.
+            params["startkey"], partial = key(start, past_its_rows=descending == inclusive_start)
+            if not inclusive_start and not partial:
+                skip_key = params["startkey"]
+        if end is None:
+            params["endkey"] = high_open
+        else:
+            params["endkey"], _ = key(end, past_its_rows=descending != inclusive_end)
+            if start is not None and not inclusive_start and under(end, start, len(lead), found):
+                # The start leaves out every row under it, the end lies among them: nothing
+                # is in between (and CouchDB refuses a range whose start is past its end).
+                return no_models()
+        for name in ("startkey", "endkey"):
+            if params[name] is UNBOUNDED:
+                del params[name]
+        return self._models(
+            model,
+            found,
+            params,
+            include_tombstoned=include_tombstoned,
+            limit=limit,
+            page_size=page_size,
+            skip_key=skip_key,
+        )
+
+    async def most_recent(
+        self,
+        model: type[M],
+        index: str,
+        /,
+        *,
+        prefix: Sequence[Any] = (),
+        limit: int = 1,
+        include_tombstoned: bool = False,
+    ) -> list[M]:
+        """The ``limit`` models with the highest keys in ``index`` under ``prefix``, newest
+        first: for ``index="fruit_id_updated_on", prefix=("f1",)`` the latest states of
+        fruit f1. Reads the view descending from ``[*prefix, {}]`` to ``[*prefix]``.
+
+        Tombstoned documents take part in "most recent": when the newest state is a tombstone,
+        it is left out (unless ``include_tombstoned``), not replaced by the older live state.
+        """
+        if limit < 1:
+            raise InvalidInputError("limit must be at least 1")
+        found = find_index(model, index)
+        self._check_range_index(model, found)
+        if len(found.fields) == 1 and prefix:
+            raise InvalidInputError(f"index {index!r} has one field: it takes no prefix")
+        params: dict[str, Any] = {"descending": True}
+        if prefix:
+            lead = index_key(model, found, list(prefix))
+            params["startkey"], params["endkey"] = [*lead, HIGH], lead
+        rows = self.view(
+            *view_of(model, found), include_docs=True, limit=limit, page_size=limit, **params
+        )
+        newest: list[M] = []
+        async with closing(rows):
+            async for row in rows:
+                if row.get("value") is not True or include_tombstoned:
+                    newest.append(self._mapper.model(model, row["doc"]))
+        return newest
+
+    def all(
+        self,
+        model: type[M],
+        /,
+        *,
+        descending: bool = False,
+        include_tombstoned: bool = False,
+        limit: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[M]:
+        """Every model of the type (any version, upgraded on read), in id order: for ids made
+        by :func:`new_id`, creation order. Paged through the ``<type>_all`` view."""
+        return self._models(
+            model,
+            None,
+            {"descending": descending},
+            include_tombstoned=include_tombstoned,
+            limit=limit,
+            page_size=page_size,
+        )
+
+    async def find_models(
+        self,
+        model: type[M],
+        selector: Mapping[str, Any],
+        /,
+        *,
+        include_tombstoned: bool = False,
+        sort: Sequence[str | Mapping[str, str]] | None = None,
+        limit: int | None = None,
+        use_index: str | Sequence[str] | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> AsyncIterator[M]:
+        """A Mango query (``_find``) for models: ``selector`` combined with the model's type
+        (any version) and, unless ``include_tombstoned``, with "not tombstoned".
+
+        Values in ``selector`` are compared with the stored forms: build them with
+        :func:`stored_value` (datetimes, decimals, enums). Raises what :meth:`Database.find`
+        and :meth:`get` raise.
+        """
+        info = model.couch_info()
+        clauses: list[Mapping[str, Any]] = [
+            {"type": {"$regex": f"^{info.type_name}_v[0-9]+\\.[0-9]+$"}},
+            selector,
+        ]
+        if not include_tombstoned:
+            clauses.append({"$or": [{"tombstone": {"$exists": False}}, {"tombstone": False}]})
+        docs = self.find(
+            {"$and": clauses}, sort=sort, limit=limit, use_index=use_index, page_size=page_size
+        )
+        async with closing(docs):
+            async for doc in docs:
+                yield self._mapper.model(model, doc)
+
+    async def _models(
+        self,
+        model: type[M],
+        index: Index | None,
+        params: dict[str, Any],
+        *,
+        include_tombstoned: bool,
+        limit: int | None,
+        page_size: int,
+        skip_key: Any = UNBOUNDED,
+    ) -> AsyncIterator[M]:
+        # The limit is counted here, not by the server: skipped rows (tombstones, an exclusive
+        # start) must not use it up.
+        if limit is not None and limit < 1:
+            return
+        wanted = page_size if limit is None else max(1, min(page_size, limit))
+        rows = self.view(*view_of(model, index), include_docs=True, page_size=wanted, **params)
+        count = 0
+        async with closing(rows):
+            async for row in rows:
+                if row.get("value") is True and not include_tombstoned:
+                    continue
+                if skip_key is not UNBOUNDED and row.get("key") == skip_key:
+                    continue
+                yield self._mapper.model(model, row["doc"])
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    # -- design documents --------------------------------------------------------------------
+
+    async def install_views(self, *models: type[Model]) -> list[str]:
+        """Put the design documents of ``models`` (:func:`design_docs`), creating the missing
+        ones and updating those whose views or language differ; the others are not touched,
+        so their indexes are not rebuilt. Returns the ids of the design documents written.
+        Raises :class:`ModelDefinitionError` for a wrong set of models.
+        """
+        written = []
+        for doc in design_docs(models):
+            if await self._put_design_doc(doc):
+                written.append(str(doc["_id"]))
+        return written
+
+    async def _put_design_doc(self, doc: dict[str, Any]) -> bool:
+        async def attempt(_: int) -> bool:
+            # After a conflict another installer got there first: compare with what it wrote.
+            try:
+                current: dict[str, Any] | None = await self.get_doc(doc["_id"])
+            except NotFound:
+                current = None
+            if current is not None and all(current.get(k) == v for k, v in doc.items()):
+                return False
+            await self.put_doc(dict(doc) if current is None else {**doc, "_rev": current["_rev"]})
+            return True
+
+        return await retry_conflicts(ConflictRetry.immediate(3), attempt, note=False)
+
+    # -- migration ---------------------------------------------------------------------------
+
+    async def migrate(
+        self,
+        model: type[Model],
+        *,
+        page_size: int = 500,
+        progress: Progress | None = None,
+        checkpoint_id: str | None = None,
+    ) -> MigrationProgress:
+        """Rewrite every document of an older version of ``model``'s type at the current
+        version (running the upgrade steps), page by page in id order through the ``_all``
+        view, saving each page with one ``_bulk_docs``.
+
+        After each page the last id is stored in the ``_local`` document ``checkpoint_id``
+        (``_local/migrate_<type_name>`` by default), then ``progress`` is called with the
+        counts (it may be a coroutine function). An interrupted migration (an error, a
+        cancellation, a ``progress`` that raises) resumes after the last stored page when run
+        again; a finished one deletes its checkpoint. A document changed concurrently is read
+        and upgraded again. Documents of a newer version are left alone (counted as
+        ``newer``). Raises :class:`ModelValidationError` for a document that does not upgrade
+        (nothing of its page is written) and what the document API raises.
+        """
+        return await migrate(
+            self,
+            self._mapper,
+            model,
+            page_size=page_size,
+            progress=progress,
+            checkpoint_id=checkpoint_id,
+        )

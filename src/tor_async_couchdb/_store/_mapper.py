@@ -1,0 +1,220 @@
+"""The mapper: the only code that turns documents into models and models into documents.
+
+Every read and write path of the store (get, get_many, query, find, all, most_recent, save,
+save_many, update, delete, tombstone, migrate) goes through one :class:`Mapper`, which runs the
+codecs it was given (see :mod:`tor_async_couchdb._models._codecs` for the protocol):
+
+- writing, :meth:`Mapper.document`: the model is validated again (the save lane of simple
+  models, else pydantic), given its final id (made here and nowhere else), then field codecs
+  and document codecs encode the document;
+- reading, :meth:`Mapper.model`: document codecs decode (in reverse order), then field codecs,
+  then the model validates the document, upgrading an older version.
+
+Without codecs both are what the models layer does alone, at no extra cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar, cast
+
+from .._exceptions import InvalidInputError
+from .._ids import new_id
+from .._models import DocumentCodec, DocumentContext, FieldCodec, FieldContext, FieldMarker, Model
+
+__all__ = ["Codec", "Mapper", "checked_doc", "with_rev"]
+
+M = TypeVar("M", bound=Model)
+Codec = FieldCodec | DocumentCodec
+# (codec, field name, marker) for each marked field a field codec encodes, per model class.
+_FieldPlan = tuple[tuple[FieldCodec, str, FieldMarker], ...]
+
+
+def checked_doc(instance: Model, **overrides: str | None) -> tuple[dict[str, Any], Model]:
+    """The model validated again, with its final id (a new one if it has none), and its
+    document; ``overrides`` replace field values first (``id`` and ``rev`` for an update).
+
+    Models are validated when built and on assignment, but ``model_construct`` and in-place
+    changes of mutable values (``fruit.tags.append(3)``) skip that: validating once more here
+    keeps a bad value from being written, before any request.
+    """
+    if overrides.get("id", instance.id) is None:
+        overrides["id"] = new_id()  # the one place ids of new documents are made
+    model = type(instance)
+    fast = model.__couch_fast__  # the plain-Python lane of simple models (_models/_fastlane)
+    if fast is not None:
+        found = fast.checked(instance.__dict__, overrides)
+        if found is not None:
+            return found[0], cast("Model", found[1])
+    values = dict(instance.__dict__)
+    if values.keys() != model.model_fields.keys():
+        # Not just the fields: a cached computed field, or some missing (model_construct).
+        # (A field missing from a model_construct is left out: validation then names it.)
+        values = {
+            name: instance.__dict__[name]
+            for name in model.model_fields
+            if name in instance.__dict__
+        }
+        values.setdefault("id", None)
+    values.update(overrides)
+    checked = model.model_validate(values)
+    return checked.to_doc(), checked
+
+
+def with_rev(checked: M, rev: str) -> M:
+    """``checked``, a model :func:`checked_doc` made, given the rev its document was saved with.
+
+    ``checked`` is the store's own copy, just validated and never handed out before: setting
+    the rev on it directly (a revision string needs no validation) spares a copy and a
+    validated assignment on every save.
+    """
+    checked.__dict__["rev"] = rev
+    checked.__pydantic_fields_set__.add("rev")
+    return checked
+
+
+class Mapper:
+    """Documents to models and back, through ``codecs`` (field and document codecs, in the
+    order they apply on a write). Immutable; one per database handle."""
+
+    __slots__ = ("_codecs", "_document_codecs", "_field_codecs", "_plans")
+
+    def __init__(self, codecs: Iterable[Codec] = ()) -> None:
+        self._codecs: tuple[Codec, ...] = tuple(codecs)
+        fields: list[FieldCodec] = []
+        documents: list[DocumentCodec] = []
+        for codec in self._codecs:
+            if isinstance(codec, FieldCodec):
+                fields.append(codec)
+            elif isinstance(codec, DocumentCodec):
+                documents.append(codec)
+            else:
+                raise InvalidInputError(
+                    f"{codec!r} is neither a FieldCodec (marker_type, encode, decode, "
+                    "index_keys) nor a DocumentCodec (encode, decode)"
+                )
+        self._field_codecs = tuple(fields)
+        self._document_codecs = tuple(documents)
+        self._plans: dict[type[Model], _FieldPlan] = {}
+
+    def __repr__(self) -> str:
+        return f"Mapper(codecs={list(self._codecs)!r})"
+
+    @property
+    def codecs(self) -> tuple[Codec, ...]:
+        """The codecs, in the order they apply on a write."""
+        return self._codecs
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def model(self, model: type[M], doc: Mapping[str, Any]) -> M:
+        """Read a stored document as ``model``: codecs decode, then the model validates
+        (upgrading an older version). Raises what :meth:`Model.from_doc` and the codecs raise.
+        """
+        if not self._codecs:
+            return model.from_doc(doc)
+        return model.from_doc(self._decoded(model, doc))
+
+    def models(self, model: type[M], docs: Sequence[Mapping[str, Any]]) -> list[M]:
+        """:meth:`model` of every document, in order."""
+        if not self._codecs:
+            from_doc = model.from_doc
+            return [from_doc(doc) for doc in docs]
+        return [model.from_doc(self._decoded(model, doc)) for doc in docs]
+
+    def _decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
+        decoded = dict(doc)
+        doc_id = str(decoded.get("_id", ""))
+        type_name = model.couch_info().type_name
+        context = DocumentContext(doc_id, type_name)
+        for codec in reversed(self._document_codecs):
+            decoded = codec.decode(decoded, context)
+        for field_codec, field, marker in self._plan(model):
+            if field in decoded:
+                where = FieldContext(doc_id, type_name, field, marker)
+                decoded[field] = field_codec.decode(decoded[field], where)
+        return decoded
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def document(self, instance: M, **overrides: str | None) -> tuple[dict[str, Any], M]:
+        """The document to write for ``instance`` (``overrides``: ``id``, ``rev``) and the
+        validated model to hand back once it is saved. Raises :class:`ModelValidationError`,
+        :class:`NotJSONError` and what the codecs raise, before anything is written."""
+        doc, checked = checked_doc(instance, **overrides)
+        if self._codecs:
+            doc, checked = await self._encoded(doc, checked)
+        return doc, cast("M", checked)
+
+    async def documents(self, instances: Sequence[M]) -> list[tuple[dict[str, Any], M]]:
+        """:meth:`document` of every model, in order: all checked before the caller writes."""
+        if not self._codecs:
+            return [cast("tuple[dict[str, Any], M]", checked_doc(m)) for m in instances]
+        return [await self.document(instance) for instance in instances]
+
+    async def _encoded(self, doc: dict[str, Any], checked: Model) -> tuple[dict[str, Any], Model]:
+        model = type(checked)
+        doc_id = str(doc["_id"])
+        type_name = model.couch_info().type_name
+        changed: dict[str, Any] = {}
+        for codec, field, marker in self._plan(model):
+            if field not in doc:
+                continue
+            where = FieldContext(doc_id, type_name, field, marker)
+            plain = doc[field]
+            doc[field] = await codec.encode(plain, where)
+            # What the saved model holds: the stored value decoded (a hash stays a hash, a
+            # ciphertext becomes its plaintext again).
+            held = codec.decode(doc[field], where)
+            if held != plain:
+                changed[field] = held
+        if changed:
+            fields = {name: checked.__dict__[name] for name in model.model_fields}
+            checked = model.model_validate({**fields, **changed})
+        context = DocumentContext(doc_id, type_name)
+        for document_codec in self._document_codecs:
+            doc = document_codec.encode(doc, context)
+        return doc, checked
+
+    def deletion(self, model: Model, rev: str) -> dict[str, Any]:
+        """The deletion of ``model``'s document at ``rev``: a stub with its ``type`` (so that
+        a document codec can bind a signature to the type and to ``_deleted``)."""
+        doc: dict[str, Any] = {
+            "_id": model.id,
+            "_rev": rev,
+            "_deleted": True,
+            "type": model.couch_info().type_string,
+        }
+        context = DocumentContext(str(model.id), model.couch_info().type_name)
+        for codec in self._document_codecs:
+            doc = codec.encode(doc, context)
+        return doc
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def index_keys(self, model: type[Model], field: str, stored: Any) -> list[Any]:
+        """The view keys under which ``stored`` (a value of ``field`` in its stored form) is
+        indexed: ``[stored]`` unless a field codec indexes the field otherwise (a blind
+        index, one key per live key during a rotation)."""
+        type_name = model.couch_info().type_name
+        for codec, name, marker in self._plan(model):
+            if name == field:
+                keys = codec.index_keys(stored, FieldContext("", type_name, field, marker))
+                if keys is not None:
+                    return list(keys)
+        return [stored]
+
+    def encodes_index(self, model: type[Model], field: str) -> bool:
+        """Whether a field codec may index ``field`` under keys of its own."""
+        return any(name == field for _, name, _ in self._plan(model))
+
+    def _plan(self, model: type[Model]) -> _FieldPlan:
+        plan = self._plans.get(model)
+        if plan is None:
+            plan = tuple(
+                (codec, field, marker)
+                for codec in self._field_codecs
+                for field, marker in model.field_markers(codec.marker_type)
+            )
+            self._plans[model] = plan
+        return plan
