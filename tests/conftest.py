@@ -1,4 +1,5 @@
-"""Shared fixtures: servers from the library's own pytest plugin, clients and databases here."""
+"""Shared fixtures: clients and databases here; the servers come from the library's pytest plugin
+(``tor_async_couchdb.testing``), which pytest loads through its entry point."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ import pytest
 
 import tor_async_couchdb as tac
 
-if TYPE_CHECKING:  # imported by pytest as a plugin; importing it first would skip its rewrite
+if TYPE_CHECKING:  # loaded by pytest as a plugin; importing it first would skip its rewrite
     from tor_async_couchdb.testing import CouchServer
-
-pytest_plugins = ["tor_async_couchdb.testing"]
 
 _names = itertools.count()
 

@@ -1,8 +1,8 @@
 """The embedded CouchDB-compatible server, for development, tests and the demo.
 
-It runs pouchdb-server 4.2.0 (Node.js), installed by ``npm ci --prefix devserver`` with the
-project's crash fixes applied, in a temporary directory, bound to 127.0.0.1 on a free port, with an
-admin user so that "admin party" is off and authentication works as on CouchDB 3::
+It runs pouchdb-server 4.2.0 (Node.js) with the project's crash fixes applied, in a temporary
+directory, bound to 127.0.0.1 on a free port, with an admin user so that "admin party" is off and
+authentication works as on CouchDB 3::
 
     async with DevServer() as server:
         async with tac.CouchDB(server.url, auth=server.auth) as couch:
@@ -11,8 +11,12 @@ admin user so that "admin party" is off and authentication works as on CouchDB 3
     with DevServer(in_memory=True) as server:   # the same from synchronous code
         print(server.url_with_credentials)
 
-Production code points at Apache CouchDB 3.x, a cluster or Cloudant instead; see
-``../SERVER-NOTES.md`` in the repository for the differences a client meets.
+The server is installed once per user by :func:`install_server` (``npm ci`` from the lock file
+shipped in the package), at the first start if need be; see :func:`find_server_dir` for where it
+is looked for. However the Python process ends, even by SIGKILL, its servers end with it.
+
+Production code points at Apache CouchDB 3.x, a cluster or Cloudant instead; ``docs/testing.md``
+in the repository lists the differences between the two that a client meets.
 """
 
 from __future__ import annotations
@@ -34,69 +38,36 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
 
-from ._exceptions import CouchError
-
-__all__ = ["DevServer", "DevServerError", "find_server_dir"]
-
-_PATCH_MARKER = "tor-async-couchdb fix"
-_PATCHED_FILES = (
-    "express-pouchdb/lib/routes/db.js",
-    "express-pouchdb/lib/create-or-delete-dbs.js",
-    "express-pouchdb/lib/utils.js",
-    "express-pouchdb/lib/routes/changes.js",
-    "pouchdb-server/lib/index.js",
+from ._devserver_install import (
+    WATCHDOG,
+    DevServerError,
+    DevServerOptionError,
+    Installation,
+    clone_server_dir,
+    find_server_dir,
+    install_server,
+    locate,
+    print_progress,
+    shipped_dir,
 )
-_INSTALL_HINT = "run ./scripts/setup (or: npm ci --prefix devserver) in the repository"
+
+__all__ = [
+    "DevServer",
+    "DevServerError",
+    "DevServerOptionError",
+    "find_server_dir",
+    "install_server",
+]
+
 _PORT_ATTEMPTS = 5
 _WORKDIR_PREFIX = "tac-devserver-"
 _OWNER_FILE = "owner.pid"
-
-
-class DevServerError(CouchError, RuntimeError):
-    """The embedded server could not be found, started or stopped; the message says what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Installation:
-    node: str
-    script: Path
-
-
-def find_server_dir() -> Path:
-    """The folder holding the embedded server's ``package.json`` and ``node_modules``.
-
-    ``TAC_DEVSERVER_DIR`` if set, else ``devserver/`` of the repository this package runs from.
-    """
-    configured = os.environ.get("TAC_DEVSERVER_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "devserver"
-
-
-def _locate(server_dir: Path) -> _Installation:
-    node = shutil.which("node")
-    if node is None:
-        raise DevServerError(
-            "Node.js was not found on PATH; the embedded server needs Node 18 or newer "
-            "(Debian/Ubuntu: apt-get install nodejs npm)"
-        )
-    package = server_dir / "node_modules" / "pouchdb-server"
-    script = package / "bin" / "pouchdb-server"
-    if not script.is_file():
-        raise DevServerError(f"pouchdb-server is not installed in {server_dir}: {_INSTALL_HINT}")
-    for name in _PATCHED_FILES:
-        path = server_dir / "node_modules" / name
-        if not path.is_file() or _PATCH_MARKER not in path.read_text(encoding="utf-8"):
-            raise DevServerError(
-                f"the crash fixes are missing from {path} (the post-install step did not run): "
-                f"{_INSTALL_HINT}"
-            )
-    return _Installation(node=node, script=script)
+_MAX_PORT = 65535
 
 
 def _process_alive(pid: int) -> bool:
@@ -112,9 +83,9 @@ def _process_alive(pid: int) -> bool:
 def _sweep_abandoned_workdirs() -> None:
     """Delete the folders of servers whose Python process died without stopping them.
 
-    A process killed outright (SIGKILL, a CI time-out) cannot clean up; the kernel ends its
-    servers (see :func:`_death_signal_setter`) but their folders stay. The next start removes
-    them, and only them: a folder whose owner still runs is left alone.
+    A process killed outright (SIGKILL, a CI time-out) cannot clean up; its servers end (their
+    watchdog, and :func:`_death_signal_setter` where it holds) but their folders stay. The next
+    start removes them, and only them: a folder whose owner still runs is left alone.
     """
     for folder in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
         try:
@@ -135,9 +106,10 @@ def _free_port() -> int:
 def _death_signal_setter() -> Callable[[], None] | None:
     """A pre-exec hook that makes the kernel end the server when its parent thread dies.
 
-    If the Python process is killed outright, its servers must not live on (Linux only). The
-    signal fires when the *thread* that spawned the child exits, so it is only armed when the
-    main thread spawns; libc is loaded here, before the fork, as loading it in the child is unsafe.
+    A second line behind the watchdog (``watchdog.js``), which a process that forked without
+    exec could keep waiting by holding the pipe. Linux only; the signal fires when the *thread*
+    that spawned the child exits, so it is only armed when the main thread spawns; libc is
+    loaded here, before the fork, as loading it in the child is unsafe.
     """
     if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
         return None
@@ -153,14 +125,40 @@ def _death_signal_setter() -> Callable[[], None] | None:
     return arm
 
 
+def _check_options(
+    *, port: int | None, user: str, password: str | None, start_timeout: float
+) -> None:
+    """Reject what would otherwise fail inside Node with a stack trace, naming the option."""
+    if port is not None and (
+        isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= _MAX_PORT
+    ):
+        raise DevServerOptionError(
+            f"port must be an integer from 1 to {_MAX_PORT} (or None for a free one), got {port!r}"
+        )
+    if not isinstance(user, str) or not user or ":" in user:
+        raise DevServerOptionError(
+            f"user must be a non-empty string without ':' (basic auth), got {user!r}"
+        )
+    if password is not None and (not isinstance(password, str) or not password):
+        raise DevServerOptionError("password must be a non-empty string (or None for a random one)")
+    number = isinstance(start_timeout, int | float) and not isinstance(start_timeout, bool)
+    if not number or not start_timeout > 0:
+        raise DevServerOptionError(
+            f"start_timeout must be a positive number of seconds, got {start_timeout!r}"
+        )
+
+
 class DevServer:
     """One embedded pouchdb-server process in a temporary directory.
 
     Keyword arguments: ``in_memory`` keeps databases in memory (files still go to the temporary
     directory); ``port`` pins a port (default: a free one, never 5984 by accident); ``user`` and
     ``password`` are the admin's (default password: random); ``start_timeout`` bounds the wait
-    for the first answer; ``server_dir`` is where ``npm ci`` installed it (see
-    :func:`find_server_dir`).
+    for the first answer; ``server_dir`` is an installed server to run as it is (default:
+    :func:`find_server_dir`, installed at the first start if missing); ``progress`` receives
+    the lines of that install (default: stderr).
+
+    Raises :class:`DevServerOptionError` (an ``InvalidInputError``) for an invalid option.
     """
 
     def __init__(
@@ -172,12 +170,15 @@ class DevServer:
         password: str | None = None,
         start_timeout: float = 30.0,
         server_dir: Path | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
+        _check_options(port=port, user=user, password=password, start_timeout=start_timeout)
         self.in_memory = in_memory
         self.user = user
         self.password = password if password is not None else secrets.token_urlsafe(16)
         self.start_timeout = start_timeout
-        self.server_dir = server_dir if server_dir is not None else find_server_dir()
+        self.server_dir = server_dir
+        self._progress = progress or print_progress
         self._requested_port = port
         self._port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -203,8 +204,9 @@ class DevServer:
 
     @property
     def url_with_credentials(self) -> str:
-        """The URL with the admin's credentials, as ``COUCHDB_URL`` takes it."""
-        return f"http://{self.user}:{self.password}@127.0.0.1:{self.port}"
+        """The URL with the admin's credentials (percent-encoded), as ``COUCHDB_URL`` takes it."""
+        user, password = quote(self.user, safe=""), quote(self.password, safe="")
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -232,7 +234,7 @@ class DevServer:
         """Start the server and wait until it answers. Raises :class:`DevServerError`."""
         if self._process is not None:
             raise DevServerError("the server is already running")
-        installation = _locate(self.server_dir)
+        installation = self._installation()
         _sweep_abandoned_workdirs()
         self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX))
         (self._workdir / _OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
@@ -245,11 +247,18 @@ class DevServer:
     async def start(self) -> None:
         """Start the server and wait until it answers, without blocking the event loop."""
         # Start-up is mostly waiting for Node; a worker thread keeps the loop free meanwhile.
-        # (A server spawned from a worker thread is not ended by the kernel if Python is killed;
-        # test fixtures therefore use start_sync from the main thread.)
+        # The watchdog (see _launch) ends the server with Python all the same.
         await asyncio.to_thread(self.start_sync)
 
-    def _start_on_some_port(self, installation: _Installation) -> None:
+    def _installation(self) -> Installation:
+        if self.server_dir is not None:  # the caller's own install: run it as it is
+            return locate(self.server_dir)
+        folder = find_server_dir()
+        if folder != clone_server_dir():  # a clone's is ./scripts/setup's business
+            install_server(folder, progress=self._progress)
+        return locate(folder)
+
+    def _start_on_some_port(self, installation: Installation) -> None:
         attempts = 1 if self._requested_port is not None else _PORT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             port = self._requested_port or _free_port()
@@ -262,16 +271,19 @@ class DevServer:
             + ("" if self._requested_port is not None else f" after {attempts} free ports")
         )
 
-    def _launch(self, installation: _Installation, port: int) -> bool:
+    def _launch(self, installation: Installation, port: int) -> bool:
         """Run the server on ``port``; False if the port was taken, else ready or an error."""
         workdir = self._prepare_workdir()
         self._port = port
         log = open(workdir / "stdout.txt", "wb")  # noqa: SIM115 - the child holds it
         with log:
+            # stdin is a pipe whose write end only this process holds (never written to): the
+            # watchdog preloaded into node exits when it closes, which is when Python ends,
+            # however it ends and from whichever thread the server was started.
             self._process = subprocess.Popen(
                 self._command(installation, port, workdir),
                 cwd=workdir,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -290,8 +302,9 @@ class DevServer:
         (workdir / "config.json").write_text(json.dumps(config), encoding="utf-8")
         return workdir
 
-    def _command(self, installation: _Installation, port: int, workdir: Path) -> list[str]:
-        command = [installation.node, "--unhandled-rejections=warn", str(installation.script)]
+    def _command(self, installation: Installation, port: int, workdir: Path) -> list[str]:
+        command = [installation.node, "--unhandled-rejections=warn"]
+        command += ["--require", str(shipped_dir() / WATCHDOG), str(installation.script)]
         command += ["-p", str(port), "-o", "127.0.0.1", "-n"]
         command += ["-d", f"{workdir}{os.sep}", "-c", str(workdir / "config.json")]
         if self.in_memory:
@@ -366,13 +379,17 @@ class DevServer:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        try:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+        finally:
+            if process.stdin is not None:
+                process.stdin.close()
 
     def kill_sync(self) -> None:
         """End the process abruptly but keep its files: a crash, for fault tests."""
@@ -384,7 +401,7 @@ class DevServer:
     def restart_sync(self) -> None:
         """Stop the process and start it again on the same port with the same files."""
         self._reap()
-        installation = _locate(self.server_dir)
+        installation = self._installation()
         port = self.port
         if not self._launch(installation, port):
             raise DevServerError(f"port {port} was taken while the server was restarting")

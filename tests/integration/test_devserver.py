@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tor_async_couchdb import devserver
+from tor_async_couchdb import _devserver_install, devserver
 from tor_async_couchdb.devserver import DevServer, DevServerError
 
 pytestmark = pytest.mark.embedded_only
@@ -191,7 +191,6 @@ def test_restart_keeps_port_and_data() -> None:
 
 def test_nothing_remains_when_the_test_that_started_a_server_fails(tmp_path: Path) -> None:
     record = tmp_path / "server.json"
-    (tmp_path / "conftest.py").write_text('pytest_plugins = ["tor_async_couchdb.testing"]\n')
     (tmp_path / "test_fails.py").write_text(
         textwrap.dedent(f"""
         import json
@@ -251,6 +250,26 @@ def test_cli_prints_url_and_credentials_and_stops_cleanly_on_sigterm() -> None:
                 process.kill()
 
 
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [(["--port", "99999"], "port must be an integer from 1 to 65535"), (["--port", "0"], "port")],
+)
+def test_cli_bad_option_is_an_error_message_not_a_stack_trace(
+    arguments: list[str], named: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tor_async_couchdb", "devserver", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "node:" not in result.stderr
+
+
 class TestStartFailures:
     """Each failure gives an error that says what happened, within a bounded time."""
 
@@ -260,7 +279,7 @@ class TestStartFailures:
             DevServer().start_sync()
 
     def test_packages_not_installed(self, tmp_path: Path) -> None:
-        with pytest.raises(DevServerError, match=r"not installed.*npm ci"):
+        with pytest.raises(DevServerError, match=r"not installed.*devserver install"):
             DevServer(server_dir=tmp_path).start_sync()
 
     def test_fixes_not_applied(self, tmp_path: Path) -> None:
@@ -290,7 +309,7 @@ class TestStartFailures:
 def fake_installation(root: Path, script: str, *, patched: bool = True) -> Path:
     """A server folder whose 'pouchdb-server' is the given Node script."""
     binary = root / "node_modules" / "pouchdb-server" / "bin" / "pouchdb-server"
-    for name in devserver._PATCHED_FILES:
+    for name in _devserver_install.PATCHED_FILES:
         path = root / "node_modules" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("// tor-async-couchdb fix\n" if patched else "// upstream\n")
