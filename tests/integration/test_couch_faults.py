@@ -31,7 +31,7 @@ def _open_sockets(client: tac.CouchDB) -> int:
     return transport.open_connections
 
 
-@pytest.mark.multi_server
+@pytest.mark.embedded_only  # it kills and restarts its server: only one the suite started
 async def test_server_killed_then_restarted(extra_servers: Callable[..., CouchServer]) -> None:
     server = extra_servers()
     assert server.embedded is not None
