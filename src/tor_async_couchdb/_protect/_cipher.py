@@ -28,7 +28,6 @@ equality (documents with one value share one index), never the value.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -66,6 +65,7 @@ ALGORITHM: Final = "A256GCM"
 _NONCE_BYTES: Final = 12  # GCM's 96-bit nonce: random per write, as NIST SP 800-38D allows
 _TAG_BYTES: Final = 16
 _BLIND_INDEX_BYTES: Final = 16
+_MAX_CACHED: Final = 4096
 _REQUIRED: Final = frozenset({"v", "alg", "kid", "iv", "ct"})
 _ALLOWED: Final = _REQUIRED | {"bi"}
 
@@ -103,11 +103,13 @@ def associated_data(doc_id: str, type_name: str, path: str, key_id: str) -> byte
 class FieldCipher:
     """Encrypts and decrypts field values with a key ring (the pure core of the codec)."""
 
-    __slots__ = ("_derived", "keyring")
+    __slots__ = ("_aeads", "_derived", "keyring")
 
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
         self._derived = DerivedKeys()
+        # One AESGCM object per field and key: making one costs more than a small encryption.
+        self._aeads: dict[tuple[str, bytes, str, str], AESGCM] = {}
 
     def __repr__(self) -> str:
         return f"FieldCipher({self.keyring!r})"
@@ -179,7 +181,7 @@ class FieldCipher:
                 f"document {context.doc_id!r} field {context.path!r}: the value has no "
                 f"canonical JSON form for a blind index ({type(exc).__name__})"
             ) from None
-        digest = hmac.new(mac_key, message, hashlib.sha256).digest()
+        digest = hmac.digest(mac_key, message, "sha256")
         return b64encode(digest[:_BLIND_INDEX_BYTES])
 
     def blind_indexes(self, value: Any, context: FieldContext) -> list[str]:
@@ -187,7 +189,14 @@ class FieldCipher:
         return [self.blind_index(value, key, context) for key in self.keyring.live]
 
     def _aead(self, key: Key, context: FieldContext) -> AESGCM:
-        return AESGCM(self._derived.get(key, FIELD_ENCRYPTION, context.type_name, context.path))
+        cache_key = (key.key_id, key.secret, context.type_name, context.path)
+        aead = self._aeads.get(cache_key)
+        if aead is None:
+            if len(self._aeads) >= _MAX_CACHED:
+                self._aeads.clear()
+            derived = self._derived.get(key, FIELD_ENCRYPTION, context.type_name, context.path)
+            aead = self._aeads[cache_key] = AESGCM(derived)
+        return aead
 
 
 class EncryptedCodec:

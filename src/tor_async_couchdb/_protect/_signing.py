@@ -130,14 +130,14 @@ class HmacSigner:
     def sign(self, message: bytes) -> bytes:
         """HMAC-SHA256 of ``message`` under the active key."""
         mac_key = self._derived.get(self.keyring.active, DOCUMENT_SIGNATURE)
-        return hmac.new(mac_key, message, hashlib.sha256).digest()
+        return hmac.digest(mac_key, message, "sha256")
 
     def verify(self, key_id: str, message: bytes, signature: bytes, doc_id: str | None) -> bool:
         """Constant-time check of an HMAC. Raises :class:`UnknownKeyError`,
         :class:`RetiredKeyError`."""
         key = self.keyring.get(key_id, doc_id=doc_id)
         mac_key = self._derived.get(key, DOCUMENT_SIGNATURE)
-        return hmac.compare_digest(hmac.new(mac_key, message, hashlib.sha256).digest(), signature)
+        return hmac.compare_digest(hmac.digest(mac_key, message, "sha256"), signature)
 
 
 class Ed25519Signer:
@@ -267,7 +267,9 @@ class SignatureCodec:
         Inline attachments are recorded by SHA-256; stubs keep the ``attachment_sha256`` given
         for them. Raises :class:`UnsignableDocument`."""
         doc_id = _doc_id(doc)
-        unsigned = {k: v for k, v in doc.items() if k != self.field}
+        unsigned = (
+            doc if self.field not in doc else {k: v for k, v in doc.items() if k != self.field}
+        )
         att = _attachment_hashes(doc_id, unsigned.get("_attachments"), attachment_sha256 or {})
         _refuse_pending_secrets(doc_id, unsigned)
         algorithm = self.signer.algorithm
@@ -277,7 +279,9 @@ class SignatureCodec:
         envelope["sig"] = b64encode(signature)
         if att:
             envelope["att"] = att
-        return {**unsigned, self.field: envelope}
+        signed = dict(unsigned)
+        signed[self.field] = envelope
+        return signed
 
     def verify(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """``doc`` without its signature, once the signature verifies (see :meth:`decode`)."""
@@ -464,7 +468,7 @@ def _check_inline_contents(doc_id: str | None, attachments: object, att: Mapping
 
 def _refuse_pending_secrets(doc_id: str | None, doc: Mapping[str, Any]) -> None:
     for name, value in doc.items():
-        if isinstance(value, dict) and PENDING_KEY in value:
+        if type(value) is dict and PENDING_KEY in value:
             raise UnsignableDocument(
                 f"document {doc_id!r} field {name!r} holds a secret that was not hashed: the "
                 "mapper must run the HashedCodec before signing",
