@@ -5,9 +5,10 @@ administrator would, and the edits detected."""
 from __future__ import annotations
 
 import base64
+import secrets
 import unicodedata
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,7 +32,12 @@ from tor_async_couchdb._protect import (
     Hashed,
     HashedSecret,
     Protection,
+    security_object,
+    validate_doc_update_design,
 )
+
+if TYPE_CHECKING:  # (a pytest plugin: imported by pytest first)
+    from tor_async_couchdb.testing import CouchServer
 
 Doc = dict[str, Any]
 
@@ -276,3 +282,34 @@ async def test_attachments_are_checked_as_stubs_and_by_content(db: tac.Database)
     await db.put_attachment("a1", "a.txt", b"swapped", content_type="text/plain", rev=read["_rev"])
     with pytest.raises(TamperedDocument):
         codec.verify(await db.get_doc("a1"))
+
+
+@pytest.fixture
+async def app_user(couch: tac.CouchDB) -> AsyncIterator[tuple[str, str]]:
+    """A non-admin user with the role ``app`` (the application tier), removed afterwards."""
+    users = couch.database("_users")
+    await users.create(exists_ok=True)
+    name, password = f"app{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    doc = {"_id": f"org.couchdb.user:{name}", "name": name, "password": password}
+    saved = await users.put_doc({**doc, "roles": ["app"], "type": "user"})
+    try:
+        yield name, password
+    finally:
+        await users.delete_doc(doc["_id"], saved["rev"])
+
+
+async def test_the_server_refuses_unsigned_writes_by_the_application(
+    couch: tac.CouchDB, db: tac.Database, couch_server: CouchServer, app_user: tuple[str, str]
+) -> None:
+    security = security_object(member_roles=["app"])
+    await db.set_security(admins=security["admins"], members=security["members"])
+    await db.put_doc(validate_doc_update_design())
+    codec = protection().signature
+    async with tac.CouchDB(couch_server.url, auth=app_user) as app:
+        as_app = app.database(db.name)
+        with pytest.raises(tac.Forbidden, match="unsigned write refused"):
+            await as_app.put_doc({"_id": "x", "type": "thing_v1.0"})
+        saved = await as_app.put_doc(codec.sign({"_id": "y", "type": "thing_v1.0"}))
+        with pytest.raises(tac.Forbidden):  # a DELETE is an unsigned deletion
+            await as_app.delete_doc("y", saved["rev"])
+    await db.put_doc({"_id": "z", "type": "thing_v1.0"})  # admins pass (installer, replication)
