@@ -9,6 +9,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tor_async_couchdb._protect import associated_data
 from tor_async_couchdb._protect._encoding import canonical, es6_number
 
 keys = st.text(st.characters(codec="utf-8"), max_size=4) | st.sampled_from(
@@ -74,3 +75,10 @@ def test_es6_number_vectors(value: float, expected: str) -> None:
 def test_non_finite_floats_are_refused_like_the_reference() -> None:
     with pytest.raises(rfc8785.FloatDomainError):
         canonical([float("nan")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(codec="utf-8")), min_size=4, max_size=4))
+def test_associated_data_is_the_rfc8785_form(parts: list[str]) -> None:
+    doc_id, type_name, path, key_id = parts
+    assert associated_data(doc_id, type_name, path, key_id) == rfc8785.dumps(parts)

@@ -96,8 +96,15 @@ class Encrypted(FieldMarker):
 
 
 def associated_data(doc_id: str, type_name: str, path: str, key_id: str) -> bytes:
-    """The AES-GCM associated data of a field: JCS of ``[doc id, type name, path, key id]``."""
-    return canonical([doc_id, type_name, path, key_id])
+    """The AES-GCM associated data of a field: JCS of ``[doc id, type name, path, key id]``.
+
+    Raises :class:`NotJSONError` for a string JSON cannot hold (a lone surrogate)."""
+    # An array of strings has no keys to sort and no numbers: orjson's compact output is its
+    # RFC 8785 form (the escapes agree, test_protect_encoding holds them equal).
+    try:
+        return orjson.dumps([doc_id, type_name, path, key_id])
+    except orjson.JSONEncodeError:
+        raise NotJSONError(f"document {doc_id!r}: an id or name JSON cannot hold") from None
 
 
 class FieldCipher:

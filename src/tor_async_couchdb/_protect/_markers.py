@@ -31,12 +31,8 @@ def check_model(model: type[Model]) -> None:
     by_field: dict[str, list[FieldMarker]] = {}
     for name, marker in model.field_markers():
         by_field.setdefault(name, []).append(marker)
-    info = model.__couch__
-    compound = (
-        {f for index in info.indexes if len(index.fields) > 1 for f in index.fields}
-        if (info is not None)
-        else set()
-    )
+    indexes = model.__couch__.indexes if model.__couch__ is not None else ()  # (abstract: none)
+    compound = {f for index in indexes if len(index.fields) > 1 for f in index.fields}
     for name, markers in by_field.items():
         problem = _problem(model.model_fields[name].annotation, markers, name in compound)
         if problem is not None:

@@ -60,7 +60,7 @@ from .._exceptions import (
 from ._derive import DOCUMENT_SIGNATURE, DerivedKeys
 from ._encoding import b64decode, b64encode, canonical
 from ._hashing import PENDING_KEY
-from ._keys import KeyRing
+from ._keys import Key, KeyRing
 from ._protocol import DocumentContext
 
 __all__ = [
@@ -112,12 +112,14 @@ class HmacSigner:
     Anyone who can verify can also sign: use :class:`Ed25519Signer` where readers must not.
     """
 
-    __slots__ = ("_derived", "keyring")
+    __slots__ = ("_derived", "_macs", "keyring")
     algorithm: ClassVar[str] = "HS256"
 
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
         self._derived = DerivedKeys()
+        # A keyed HMAC per key, copied for each message: setting the key up costs a third.
+        self._macs: dict[tuple[str, bytes], hmac.HMAC] = {}
 
     def __repr__(self) -> str:
         return f"HmacSigner({self.keyring!r})"
@@ -129,15 +131,22 @@ class HmacSigner:
 
     def sign(self, message: bytes) -> bytes:
         """HMAC-SHA256 of ``message`` under the active key."""
-        mac_key = self._derived.get(self.keyring.active, DOCUMENT_SIGNATURE)
-        return hmac.digest(mac_key, message, "sha256")
+        return self._mac(self.keyring.active, message)
 
     def verify(self, key_id: str, message: bytes, signature: bytes, doc_id: str | None) -> bool:
         """Constant-time check of an HMAC. Raises :class:`UnknownKeyError`,
         :class:`RetiredKeyError`."""
         key = self.keyring.get(key_id, doc_id=doc_id)
-        mac_key = self._derived.get(key, DOCUMENT_SIGNATURE)
-        return hmac.compare_digest(hmac.digest(mac_key, message, "sha256"), signature)
+        return hmac.compare_digest(self._mac(key, message), signature)
+
+    def _mac(self, key: Key, message: bytes) -> bytes:
+        keyed = self._macs.get((key.key_id, key.secret))
+        if keyed is None:
+            mac_key = self._derived.get(key, DOCUMENT_SIGNATURE)
+            keyed = self._macs[key.key_id, key.secret] = hmac.new(mac_key, None, hashlib.sha256)
+        mac = keyed.copy()
+        mac.update(message)
+        return mac.digest()
 
 
 class Ed25519Signer:
@@ -216,7 +225,10 @@ def signing_input(
 ) -> bytes:
     """The bytes a signature covers (see the module). Raises ``CanonicalizationError`` and
     :class:`MalformedEnvelope` (an attachment that is neither inline nor a stub)."""
-    body = {k: v for k, v in doc.items() if k not in EXCLUDED_MEMBERS and k != field}
+    body = dict(doc)  # (a copy, then pops: twice as fast as a filtering comprehension)
+    for member in EXCLUDED_MEMBERS:
+        body.pop(member, None)
+    body.pop(field, None)
     attachments = body.get("_attachments")
     if attachments is not None:
         body["_attachments"] = _attachment_entries(_doc_id(doc), attachments)
@@ -300,7 +312,8 @@ class SignatureCodec:
         key_id, signature, att = self._parse(envelope, doc_id)
         if envelope["alg"] != self.signer.algorithm:
             raise _tampered(doc_id, f"is signed with {envelope['alg']!r}, not the expected alg")
-        unsigned = {k: v for k, v in doc.items() if k != self.field}
+        unsigned = dict(doc)
+        del unsigned[self.field]
         message = _read_message(unsigned, self.signer.algorithm, key_id, att, doc_id)
         if not self.signer.verify(key_id, message, signature, doc_id):
             raise _tampered(doc_id, "does not match its signature")
