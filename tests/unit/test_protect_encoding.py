@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tor_async_couchdb._protect import associated_data
-from tor_async_couchdb._protect._encoding import canonical, es6_number
+from tor_async_couchdb._protect._encoding import b64decode, b64encode, canonical, es6_number
 
 keys = st.text(st.characters(codec="utf-8"), max_size=4) | st.sampled_from(
     ["\uffff", "\ue000", "\U0001f600", "\U00010000", "a\x00", "\x7f"]
@@ -82,3 +83,20 @@ def test_non_finite_floats_are_refused_like_the_reference() -> None:
 def test_associated_data_is_the_rfc8785_form(parts: list[str]) -> None:
     doc_id, type_name, path, key_id = parts
     assert associated_data(doc_id, type_name, path, key_id) == rfc8785.dumps(parts)
+
+
+def strict_reference(text: str) -> bytes | None:
+    """The definition: unpadded base64url whose bytes encode back to the very same text."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    if not all(c in alphabet for c in text) or len(text) % 4 == 1:
+        return None
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return data if b64encode(data) == text else None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.text(alphabet="AQgwBEIMRcz09-_+/= \n", max_size=9) | st.binary(max_size=20).map(b64encode)
+)
+def test_b64decode_is_strict_unpadded_base64url(text: str) -> None:
+    assert b64decode(text) == strict_reference(text)

@@ -28,6 +28,7 @@ equality (documents with one value share one index), never the value.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -110,13 +111,14 @@ def associated_data(doc_id: str, type_name: str, path: str, key_id: str) -> byte
 class FieldCipher:
     """Encrypts and decrypts field values with a key ring (the pure core of the codec)."""
 
-    __slots__ = ("_aeads", "_derived", "keyring")
+    __slots__ = ("_aeads", "_blind_macs", "_derived", "keyring")
 
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
         self._derived = DerivedKeys()
         # One AESGCM object per field and key: making one costs more than a small encryption.
         self._aeads: dict[tuple[str, bytes, str, str], AESGCM] = {}
+        self._blind_macs: dict[tuple[str, bytes, str, str], hmac.HMAC] = {}
 
     def __repr__(self) -> str:
         return f"FieldCipher({self.keyring!r})"
@@ -180,7 +182,6 @@ class FieldCipher:
 
     def blind_index(self, value: Any, key: Key, context: FieldContext) -> str:
         """The blind index of a JSON value under ``key`` (see the module)."""
-        mac_key = self._derived.get(key, BLIND_INDEX, context.type_name, context.path)
         try:
             message = canonical(value)
         except ValueError as exc:  # rfc8785's CanonicalizationError is a ValueError
@@ -188,12 +189,24 @@ class FieldCipher:
                 f"document {context.doc_id!r} field {context.path!r}: the value has no "
                 f"canonical JSON form for a blind index ({type(exc).__name__})"
             ) from None
-        digest = hmac.digest(mac_key, message, "sha256")
-        return b64encode(digest[:_BLIND_INDEX_BYTES])
+        mac = self._blind_mac(key, context).copy()
+        mac.update(message)
+        return b64encode(mac.digest()[:_BLIND_INDEX_BYTES])
 
     def blind_indexes(self, value: Any, context: FieldContext) -> list[str]:
         """The blind index of ``value`` under every live key, the active one first."""
         return [self.blind_index(value, key, context) for key in self.keyring.live]
+
+    def _blind_mac(self, key: Key, context: FieldContext) -> hmac.HMAC:
+        # Keyed once per field and key, copied per value: setting a key up costs a third.
+        cache_key = (key.key_id, key.secret, context.type_name, context.path)
+        keyed = self._blind_macs.get(cache_key)
+        if keyed is None:
+            if len(self._blind_macs) >= _MAX_CACHED:
+                self._blind_macs.clear()
+            mac_key = self._derived.get(key, BLIND_INDEX, context.type_name, context.path)
+            keyed = self._blind_macs[cache_key] = hmac.new(mac_key, None, hashlib.sha256)
+        return keyed
 
     def _aead(self, key: Key, context: FieldContext) -> AESGCM:
         cache_key = (key.key_id, key.secret, context.type_name, context.path)

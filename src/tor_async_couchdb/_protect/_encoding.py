@@ -13,7 +13,10 @@ import rfc8785
 __all__ = ["b64decode", "b64encode", "canonical", "es6_number"]
 
 _TO_URL: Final = bytes.maketrans(b"+/", b"-_")
-_FROM_URL: Final = bytes.maketrans(b"-_", b"+/")
+# A last character that carries 4 (2 chars left over) or 2 (3 left over) meaningful bits.
+_CANONICAL_LAST: Final = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+# The standard alphabet's "+" and "/" (and "=") become "!", which a2b_base64 refuses.
+_FROM_URL: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
 _MAX_SAFE: Final = 2**53 - 1
 # Where UTF-16 order (JCS's key order) and code point order (orjson's) can disagree: a key
 # holding a character from U+E000 up may sort differently against one outside the BMP.
@@ -47,18 +50,20 @@ def b64encode(data: bytes) -> str:
 def b64decode(text: object) -> bytes | None:
     """The bytes of unpadded base64url ``text``, or ``None`` if it is not that.
 
-    Strict: other alphabets, padding, whitespace and non-canonical trailing bits are refused
-    (the bytes must encode back to ``text``), so that one value has one spelling (an edited
-    envelope cannot keep its meaning).
+    Strict: other alphabets, padding, whitespace and non-canonical trailing bits are refused,
+    so that one value has one spelling (an edited envelope cannot keep its meaning).
     """
-    if type(text) is not str or len(text) % 4 == 1 or not text.isascii():
+    if type(text) is not str or not text.isascii():
+        return None
+    tail = len(text) % 4
+    # The unused low bits of a last partial character must be zero (RFC 4648 §3.5).
+    if tail == 1 or (tail and text[-1] not in _CANONICAL_LAST[tail]):
         return None
     encoded = text.encode("ascii").translate(_FROM_URL) + b"=" * (-len(text) % 4)
     try:
-        data = binascii.a2b_base64(encoded, strict_mode=True)
-    except binascii.Error:
+        return binascii.a2b_base64(encoded, strict_mode=True)
+    except binascii.Error:  # another alphabet ("+", "/", "="), or whitespace
         return None
-    return data if b64encode(data) == text else None
 
 
 def canonical(value: Any) -> bytes:
