@@ -104,6 +104,7 @@ TAMPER_CASES: dict[str, tuple[Callable[[Doc], None], type[Exception]]] = {
         lambda d: d[SIGNATURE_FIELD].update(sig="not base64!"),
         MalformedEnvelope,
     ),
+    "version spelled true": (lambda d: d[SIGNATURE_FIELD].update(v=True), MalformedEnvelope),
     "signature not an object": (lambda d: d.update({SIGNATURE_FIELD: "x"}), MalformedEnvelope),
     "another signature's bytes": (
         lambda d: d[SIGNATURE_FIELD].update(

@@ -279,7 +279,9 @@ def _parse(envelope: object, context: FieldContext) -> _Parsed:
     keys = envelope.keys()
     if not _REQUIRED <= keys <= _ALLOWED:
         raise _malformed(context, "has missing or unknown members")
-    if envelope["v"] != ENVELOPE_VERSION or envelope["alg"] != ALGORITHM:
+    # (type checked too: JSON's true equals 1 in Python, and one value has one spelling)
+    version = envelope["v"]
+    if type(version) is not int or version != ENVELOPE_VERSION or envelope["alg"] != ALGORITHM:
         raise _malformed(context, "has an unknown version or algorithm")
     nonce, sealed = b64decode(envelope["iv"]), b64decode(envelope["ct"])
     if nonce is None or len(nonce) != _NONCE_BYTES:

@@ -358,8 +358,11 @@ class SignatureCodec:
             _ENVELOPE_REQUIRED <= envelope.keys() <= _ENVELOPE_ALLOWED
         ):
             raise _malformed(doc_id, "has missing or unknown members")
-        if envelope["v"] != SIGNATURE_VERSION or not isinstance(envelope["alg"], str):
+        version = envelope["v"]  # (type checked too: JSON's true equals 1 in Python)
+        if type(version) is not int or version != SIGNATURE_VERSION:
             raise _malformed(doc_id, "has an unknown version")
+        if not isinstance(envelope["alg"], str):
+            raise _malformed(doc_id, "has an algorithm that is not a string")
         kid, signature = envelope["kid"], b64decode(envelope["sig"])
         att = envelope.get("att", {})
         if not isinstance(kid, str) or signature is None:
