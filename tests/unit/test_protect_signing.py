@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from support.protect import ring, secret
 from tor_async_couchdb._exceptions import (
+    KeyRingError,
     MalformedEnvelope,
     MissingKeyError,
     RetiredKeyError,
@@ -319,3 +320,27 @@ def test_ed25519_readers_verify_but_cannot_sign() -> None:
     retired = SignatureCodec(Ed25519Signer(retired=["e1"]))
     with pytest.raises(RetiredKeyError):
         retired.verify(signed)
+
+
+def test_ed25519_keys_derive_from_the_key_ring_and_readers_get_public_keys_only() -> None:
+    keys = ring("k2", "k1", retired=("k0",))
+    writer = SignatureCodec(Ed25519Signer.from_keyring(keys))
+    published = writer.signer.public_json()  # type: ignore[attr-defined]
+    for key_material in (secret(1), secret(2)):
+        assert b64encode(key_material) not in published
+    reader = SignatureCodec(Ed25519Signer.from_public_json(published))
+    signed = writer.sign(fruit())
+    assert signed[SIGNATURE_FIELD]["kid"] == "k2"
+    assert reader.verify(signed) == fruit()
+    old = SignatureCodec(Ed25519Signer.from_keyring(ring("k1"))).sign(fruit())
+    assert reader.verify(old) == fruit()  # an accepted key still verifies
+    with pytest.raises(MissingKeyError):
+        reader.sign(fruit())
+    with pytest.raises(RetiredKeyError):
+        reader.verify({**old, SIGNATURE_FIELD: {**old[SIGNATURE_FIELD], "kid": "k0"}})
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"public_keys": {"k1": "AAAA"}}', '{"x": 1}'])
+def test_bad_public_key_lists_are_refused(text: str) -> None:
+    with pytest.raises(KeyRingError):
+        Ed25519Signer.from_public_json(text)

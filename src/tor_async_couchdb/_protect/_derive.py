@@ -10,6 +10,7 @@ use                    purpose                      context
 field encryption       ``"field-encryption"``       type name (no version), field path
 blind index            ``"blind-index"``            type name (no version), field path
 HMAC signature         ``"document-signature"``     (none)
+Ed25519 private key    ``"ed25519-signing-key"``    (none)
 =====================  ===========================  ==========================================
 
 A JSON array makes the ``info`` unambiguous (no ``"a" + "bc"`` = ``"ab" + "c"``); the leading
@@ -31,6 +32,7 @@ from ._keys import Key
 __all__ = [
     "BLIND_INDEX",
     "DOCUMENT_SIGNATURE",
+    "ED25519_SIGNING_KEY",
     "FIELD_ENCRYPTION",
     "LABEL",
     "DerivedKeys",
@@ -41,6 +43,7 @@ LABEL: Final = "tor-async-couchdb/1"
 FIELD_ENCRYPTION: Final = "field-encryption"
 BLIND_INDEX: Final = "blind-index"
 DOCUMENT_SIGNATURE: Final = "document-signature"
+ED25519_SIGNING_KEY: Final = "ed25519-signing-key"
 _MAX_CACHED: Final = 4096
 
 

@@ -98,6 +98,11 @@ class KeyRing:
         others = (key for key in self._keys.values() if key is not self._active)
         return (self._active, *others)
 
+    @property
+    def retired(self) -> frozenset[str]:
+        """The ids refused with :class:`RetiredKeyError`."""
+        return self._retired
+
     def get(self, key_id: object, *, doc_id: str | None = None, field: str | None = None) -> Key:
         """The key called ``key_id``, for reading a document (``doc_id``/``field`` name it in
         errors). Raises :class:`RetiredKeyError` or :class:`UnknownKeyError`."""

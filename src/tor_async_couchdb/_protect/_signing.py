@@ -39,16 +39,19 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from rfc8785 import CanonicalizationError, IntegerDomainError
 
 from .._exceptions import (
     InvalidInputError,
+    KeyRingError,
     MalformedEnvelope,
     MissingKeyError,
     RetiredKeyError,
@@ -57,7 +60,7 @@ from .._exceptions import (
     UnsignableDocument,
     UnsignedDocument,
 )
-from ._derive import DOCUMENT_SIGNATURE, DerivedKeys
+from ._derive import DOCUMENT_SIGNATURE, ED25519_SIGNING_KEY, DerivedKeys, derive_key
 from ._encoding import b64decode, b64encode, canonical
 from ._hashing import PENDING_KEY
 from ._keys import Key, KeyRing
@@ -173,6 +176,43 @@ class Ed25519Signer:
         self._signing, self._signing_id = signing_key, signing_key_id
         self._retired = frozenset(retired)
 
+    @classmethod
+    def from_keyring(cls, keyring: KeyRing) -> Ed25519Signer:
+        """The writer's signer of a key ring: each key's Ed25519 private key is derived from
+        its secret (HKDF, purpose ``"ed25519-signing-key"``), the active one signs, the others
+        verify. Give readers :meth:`public_json` instead of the ring."""
+        public = {key.key_id: _ed25519_private(key).public_key() for key in keyring.live}
+        return cls(
+            public_keys=public,
+            signing_key=_ed25519_private(keyring.active),
+            signing_key_id=keyring.active.key_id,
+            retired=keyring.retired,
+        )
+
+    def public_json(self) -> str:
+        """The public keys (and retired ids) as JSON, for readers: no secret in it."""
+        public = {
+            key_id: b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+            for key_id, key in sorted(self._public.items())
+        }
+        return json.dumps({"public_keys": public, "retired": sorted(self._retired)})
+
+    @classmethod
+    def from_public_json(cls, text: str | bytes) -> Ed25519Signer:
+        """A reader's signer (verifies, cannot sign) from :meth:`public_json`'s text.
+
+        Raises :class:`KeyRingError` for anything else."""
+        try:
+            data = json.loads(text)
+            keys = {
+                str(key_id): Ed25519PublicKey.from_public_bytes(_raw_key(raw))
+                for key_id, raw in data["public_keys"].items()
+            }
+            retired = [str(key_id) for key_id in data.get("retired", [])]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise KeyRingError("not a list of Ed25519 public keys") from None
+        return cls(public_keys=keys, retired=retired)
+
     def __repr__(self) -> str:
         return (
             f"Ed25519Signer(signing_key_id={self._signing_id!r}, "
@@ -213,6 +253,17 @@ class Ed25519Signer:
         except InvalidSignature:
             return False
         return True
+
+
+def _ed25519_private(key: Key) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(derive_key(key.secret, ED25519_SIGNING_KEY))
+
+
+def _raw_key(raw: object) -> bytes:
+    decoded = b64decode(raw)
+    if decoded is None:
+        raise ValueError("not base64url")
+    return decoded
 
 
 def signing_input(
