@@ -29,15 +29,8 @@ from ._markers import check_model
 from ._protocol import DocumentCodec, DocumentContext, FieldCodec, FieldContext
 from ._rotate import Rotator
 from ._server import DESIGN_ID, security_object, validate_doc_update_design
-from ._signing import (
-    EXCLUDED_MEMBERS,
-    SIGNATURE_FIELD,
-    Ed25519Signer,
-    HmacSigner,
-    SignatureCodec,
-    Signer,
-    signing_input,
-)
+from ._signers import Ed25519Signer, HmacSigner, Signer
+from ._signing import EXCLUDED_MEMBERS, SIGNATURE_FIELD, SignatureCodec, signing_input
 
 __all__ = [
     "ALGORITHM",

@@ -9,7 +9,8 @@ from ._hashing import Argon2Policy, HashedCodec
 from ._keys import KeyRing
 from ._protocol import DocumentCodec, FieldCodec
 from ._rotate import Rotator
-from ._signing import HmacSigner, SignatureCodec, Signer
+from ._signers import HmacSigner, Signer
+from ._signing import SignatureCodec
 
 __all__ = ["Protection"]
 
