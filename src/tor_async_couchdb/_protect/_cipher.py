@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -256,8 +256,8 @@ class EncryptedCodec:
         return list(self.cipher.blind_indexes(value, context))
 
 
-@dataclass(frozen=True, slots=True)
-class _Parsed:
+class _Parsed(NamedTuple):
+    # (A NamedTuple: made on every read, five times cheaper than a frozen dataclass.)
     key_id: str
     nonce: bytes
     sealed: bytes

@@ -225,7 +225,7 @@ class SignatureCodec:
         att = envelope.get("att", {})
         if not isinstance(kid, str) or signature is None:
             raise _malformed(doc_id, "has a badly encoded key id or signature")
-        if not isinstance(att, dict) or not all(isinstance(v, str) for v in att.values()):
+        if type(att) is not dict or (att and not all(type(v) is str for v in att.values())):
             raise _malformed(doc_id, "has a badly encoded attachment list")
         return kid, signature, att
 
