@@ -33,7 +33,21 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   ├── ModelValidationError  a model's values (or a stored document's) fail its field types
     │   └── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
     ├── ClientClosedError         the client was used after ``aclose()``
-    └── ModelDefinitionError      a model class declared wrongly (also a builtin TypeError)
+    ├── ModelDefinitionError      a model class declared wrongly (also a builtin TypeError)
+    └── ProtectionError           hashing, encryption or signing refused a document
+        ├── TamperedDocument      a stored document fails its signature or its ciphertexts
+        │   ├── UnsignedDocument  no signature where one is required (or an unsigned deletion)
+        │   ├── UnprotectedField  a plaintext where an encrypted or hashed value must be
+        │   └── DecryptionFailed  a ciphertext does not authenticate for this doc, field and key
+        ├── MalformedEnvelope     an encryption or signature envelope that cannot be parsed
+        ├── KeyRingError          a key that is needed is not usable
+        │   ├── MissingKeyError   no key ring, no active key, or no key material to sign with
+        │   ├── UnknownKeyError   a key id the key ring does not know
+        │   └── RetiredKeyError   a key id the key ring lists as retired
+        └── UnsignableDocument    a document JCS cannot canonicalize (an integer beyond 2^53)
+
+Protection errors name the document and field concerned (and a key *id* where one matters),
+never key material or a plaintext: they are meant to be logged.
 
 Transport errors and status errors are apart on purpose: the first say the request may or may not
 have reached the server, the second that the server decided. Every error carries the method and
@@ -49,13 +63,17 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionLost",
     "Conflict",
+    "DecryptionFailed",
     "CouchError",
     "Forbidden",
     "HTTPStatusError",
     "IncompleteAnswer",
     "InvalidInputError",
     "InvalidNameError",
+    "KeyRingError",
+    "MalformedEnvelope",
     "MethodNotAllowed",
+    "MissingKeyError",
     "ModelDefinitionError",
     "ModelValidationError",
     "NotAcceptable",
@@ -64,14 +82,21 @@ __all__ = [
     "PayloadTooLarge",
     "PoolTimeout",
     "PreconditionFailed",
+    "ProtectionError",
     "ProtocolError",
     "ReadTimeout",
+    "RetiredKeyError",
     "ServerError",
+    "TamperedDocument",
     "TransportTimeout",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
     "UnknownIndexError",
+    "UnknownKeyError",
+    "UnprotectedField",
+    "UnsignableDocument",
+    "UnsignedDocument",
     "UnsupportedMediaType",
     "WriteNotConfirmed",
     "WrongTypeError",
@@ -355,3 +380,70 @@ class ModelDefinitionError(CouchError, TypeError):
     def __init__(self, message: str, *, model: str) -> None:
         super().__init__(message)
         self.model = model
+
+
+class ProtectionError(CouchError):
+    """Hashing, encryption or signing refused a document (see the subclasses).
+
+    ``doc_id`` names the document and ``field`` the field concerned (``None`` for the whole
+    document); ``key_id`` the key id involved, where one is. Messages never hold key material
+    or a plaintext.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        doc_id: str | None = None,
+        field: str | None = None,
+        key_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.doc_id = doc_id
+        self.field = field
+        self.key_id = key_id
+
+
+class TamperedDocument(ProtectionError):
+    """A stored document is not what the application tier wrote: its signature is missing or
+    does not verify, or one of its ciphertexts does not authenticate. Never returned silently."""
+
+
+class UnsignedDocument(TamperedDocument):
+    """A document without a signature where one is required (an unsigned deletion included)."""
+
+
+class UnprotectedField(TamperedDocument):
+    """A field that must hold a ciphertext or a hash holds something else (e.g. a plaintext)."""
+
+
+class DecryptionFailed(TamperedDocument):
+    """A ciphertext does not authenticate under its associated data: copied from another
+    document or field, relabelled with another key id, edited, or the key's secret is wrong."""
+
+
+class MalformedEnvelope(ProtectionError):
+    """An encryption or signature envelope (or its base64, nonce, tag) that cannot be parsed."""
+
+
+class KeyRingError(ProtectionError):
+    """A key that an operation needs is not usable."""
+
+
+class MissingKeyError(KeyRingError):
+    """No key ring was configured, it has no active key, or it holds no key material to sign."""
+
+
+class UnknownKeyError(KeyRingError):
+    """A document names a key id that the key ring does not know."""
+
+
+class RetiredKeyError(KeyRingError):
+    """A document names a key id that the key ring lists as retired: re-encrypt (rotate) the
+    documents before retiring a key, or restore the key as accepted for reading."""
+
+
+class UnsignableDocument(ProtectionError, InvalidInputError):
+    """A document the signature's canonical form (RFC 8785 JCS) cannot hold, e.g. an integer
+    beyond 2^53 that JSON readers in other languages would round. Raised before any write.
+    Also an :class:`InvalidInputError` (a builtin :class:`ValueError`)."""

@@ -289,9 +289,7 @@ class Database(RawDatabase):
                 results.append(await self._bulk_saved(saved, answer, copies))
         return results
 
-    async def _bulk_saved(
-        self, saved: M, answer: BulkResult, copies: int
-    ) -> SaveResult[M]:
+    async def _bulk_saved(self, saved: M, answer: BulkResult, copies: int) -> SaveResult[M]:
         """The result of one model of ``save_many``: a write the cluster only accepted is
         confirmed first (as for :meth:`save`)."""
         if answer.error is not None:
