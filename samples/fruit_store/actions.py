@@ -113,7 +113,7 @@ class FruitStore:
 
     async def page(self, *, limit: int, cursor: str | None, color: str | None) -> Page:
         """A page of fruits in creation order, all or of one colour, after ``cursor``."""
-        after = _read_cursor(cursor, color) if cursor else None
+        after = _read_cursor(cursor, color) if cursor is not None else None
         if color is None:
             found = self.db.query_range(
                 Fruit, "fruit_id", start=after, inclusive_start=after is None, limit=limit + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import pydantic
@@ -18,7 +19,7 @@ from tor_async_couchdb.tornado import (
 )
 
 from .actions import MAX_PAGE, BadCursor, FruitStore, OwnerTokenError, StaleRevision
-from .models import Eating, Fruit, FruitChange, NewFruit
+from .models import COLOR_PATTERN, Eating, Fruit, FruitChange, NewFruit
 
 _B = TypeVar("_B", bound=pydantic.BaseModel)
 
@@ -73,6 +74,8 @@ class FruitsHandler(FruitHandler):
     async def get(self) -> None:
         limit = self._limit()
         color = self.get_query_argument("color", None)
+        if color is not None and not re.fullmatch(COLOR_PATTERN, color):
+            raise HTTPProblem(400, "invalid", "not a colour", fields=["color"])
         cursor = self.get_query_argument("cursor", None)
         page = await self.deadline(self.store.page(limit=limit, cursor=cursor, color=color))
         body: dict[str, Any] = {"fruits": [fruit.public() for fruit in page.fruits]}

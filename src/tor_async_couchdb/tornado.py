@@ -341,8 +341,15 @@ class CouchRequestHandler(tornado.web.RequestHandler):
             in_flight.leave()
 
     def write_json(self, body: Any, *, status: int = 200) -> None:
-        """Answer ``body`` as JSON with ``status``."""
+        """Answer ``body`` as JSON with ``status``; a GET whose ETag (set before, e.g. by
+        :func:`etag_for`) matches ``If-None-Match`` answers 304 without a body."""
         self.set_status(status)
+        fresh = status == 200 and self.request.method in ("GET", "HEAD")
+        if fresh and "Etag" in self._headers and self.check_etag_header():
+            # Tornado checks If-None-Match only for ETags it computes itself.
+            self.set_status(304)
+            self.finish()
+            return
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps(body, separators=(",", ":")))
 
@@ -736,6 +743,8 @@ async def serve_until_signalled(
     grace: float = 10.0,
     ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+    max_body_size: int = 1024 * 1024,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM (or ``stop`` is set), then shut down gracefully.
 
@@ -743,13 +752,18 @@ async def serve_until_signalled(
     ``tac_in_flight`` setting, if any) get ``grace`` seconds to finish; then every connection
     is closed. ``ready(port)`` is called once listening (``port=0`` picks a free port). The
     caller closes its CouchDB client afterwards, when no handler can use it any more.
+
+    Bodies above ``max_body_size`` are refused by Tornado before any handler runs (it closes
+    the connection); keep the handlers' own, smaller limit (``tac_max_body``) below it, so
+    that ordinary oversize bodies get a JSON 413. ``handle_signals=False`` leaves the
+    signals alone (for tests, or a caller that handles them and sets ``stop``).
     """
     stopping = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
+    signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
     for signum in signals:
         loop.add_signal_handler(signum, stopping.set)
-    server = tornado.httpserver.HTTPServer(app, xheaders=False)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body_size)
     try:
         sockets = tornado.netutil.bind_sockets(port, address)
         server.add_sockets(sockets)
