@@ -134,9 +134,13 @@ class EatenHandler(FruitHandler):
 
     async def post(self, fruit_id: str) -> None:
         eating = self.body_as(Eating)
-        eaten = await self.deadline(self.store.eat(fruit_id, eating.by))
-        self.set_header("X-Conflicts-Retried", str(eaten.conflicts_retried))
-        self.answer_fruit(eaten.fruit)
+        saved = await self.deadline(self.store.eat(fruit_id, eating.by))
+        self.set_header("X-Conflicts-Retried", str(saved.conflicts_retried))
+        if saved.fruit.rev is not None:
+            self.set_header("ETag", etag_for(saved.fruit.rev))
+        # Lean on purpose: the set of a hot fruit grows long; GET shows it.
+        fruit = saved.fruit
+        self.write_json({"fruit_id": fruit.fruit_id, "eaten": fruit.eaten, "by": eating.by})
 
 
 class NotFoundHandler(CouchRequestHandler):

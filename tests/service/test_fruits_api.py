@@ -211,7 +211,9 @@ async def test_eating_counts_each_eater_once(client: Client) -> None:
     for by in ("ann", "bob", "ann"):
         answer = await client.call("POST", path, {"by": by})
         assert answer.status == 200
-    assert (answer.body["eaten"], answer.body["eaten_by"]) == (2, ["ann", "bob"])
+    assert answer.body == {"fruit_id": fruit["fruit_id"], "eaten": 2, "by": "ann"}
+    read = await client.call("GET", f"/v1.0/fruits/{fruit['fruit_id']}")
+    assert (read.body["eaten"], read.body["eaten_by"]) == (2, ["ann", "bob"])
     bad = await client.call("POST", path, {"by": ""})
     assert (bad.status, bad.body["fields"]) == (400, ["by"])
 
@@ -227,8 +229,11 @@ async def test_concurrent_eating_loses_nothing_and_counts_conflicts(
     final = (await client.call("GET", f"/v1.0/fruits/{fruit['fruit_id']}")).body
     assert final["eaten"] == 20
     assert sorted(final["eaten_by"]) == sorted(f"u{n}" for n in range(20))
-    retried = sum(int(a.header("X-Conflicts-Retried") or 0) for a in answers)
-    assert running_service.metrics.counter("conflicts_retried") == retried
+    # Concurrent changes of one fruit are combined into few writes; a batch's retries are
+    # reported to each of its requests, and counted once in the metrics.
+    retried = [int(a.header("X-Conflicts-Retried") or 0) for a in answers]
+    assert running_service.metrics.counter("conflicts_retried") >= max(retried)
+    assert final["updated_on"] > fruit["updated_on"]
 
 
 async def test_unknown_paths_and_methods_answer_json(client: Client) -> None:
