@@ -36,14 +36,15 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
     parser.add_argument("--requests", type=int, default=None, help="stop after this many")
     parser.add_argument("--hot-set", type=int, default=5, help="fruits every eat goes to")
     mix = ",".join(f"{k}={v}" for k, v in DEFAULT_MIX.items())
-    parser.add_argument("--mix", default=mix, help=f"operation weights (default {mix})")
+    parser.add_argument("--mix", type=parse_mix, default=dict(DEFAULT_MIX),
+                        help=f"operation weights (default {mix})")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--report", type=Path, default=None, help="write the report here (JSON)")
     parser.add_argument("--no-live", action="store_true", help="no live display")
     args = parser.parse_args(argv)
     plan = Plan(url=args.url, users=args.users, concurrency=args.concurrency,
                 duration=args.duration, requests=args.requests, hot_set=args.hot_set,
-                mix=parse_mix(args.mix), seed=args.seed)  # fmt: skip
+                mix=args.mix, seed=args.seed)  # fmt: skip
     return plan, args
 
 
