@@ -96,9 +96,11 @@ async def serve(url: str, auth: tuple[str, str] | None, args: argparse.Namespace
         def ready(port: int) -> None:
             announce(f"http://{args.host}:{port}", couch.url, args.state_dir)
 
-        await serve_until_signalled(
-            service.app, port=args.port, address=args.host, grace=args.grace, ready=ready
-        )
+        # Only the serving is profiled: not the embedded server's start, nor the install.
+        with profiled(args.profile):
+            await serve_until_signalled(
+                service.app, port=args.port, address=args.host, grace=args.grace, ready=ready
+            )
     logger.info("stopped: requests finished, client closed")
 
 
@@ -125,13 +127,12 @@ def profiled(target: Path | None) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure()
-    with profiled(args.profile):
-        if args.couchdb_url:
-            asyncio.run(serve(args.couchdb_url, None, args))
-            return 0
-        # Started from the main thread, so the kernel ends it should this process be killed.
-        with DevServer(in_memory=args.in_memory) as server:
-            asyncio.run(serve(server.url, server.auth, args))
+    if args.couchdb_url:
+        asyncio.run(serve(args.couchdb_url, None, args))
+        return 0
+    # Started from the main thread, so the kernel ends it should this process be killed.
+    with DevServer(in_memory=args.in_memory) as server:
+        asyncio.run(serve(server.url, server.auth, args))
     return 0
 
 

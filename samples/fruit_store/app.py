@@ -25,7 +25,9 @@ _ID = r"([^/]+)"  # any segment: the action refuses what is not a fruit id, with
 class Limits:
     """The service's own bounds: request deadline, body size, and the health check's time."""
 
-    request_timeout: float = 5.0
+    # A bound on every request, well above the embedded server's slow view re-indexing under
+    # write load (seconds at times), and below what an HTTP client would wait.
+    request_timeout: float = 10.0
     max_body: int = 16 * 1024
     health_timeout: float = 2.0
 
