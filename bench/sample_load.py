@@ -181,7 +181,8 @@ def render(result: dict[str, Any], duration: float, concurrency: int, load_befor
         "",
         f"- Date: {datetime.now(UTC).isoformat(timespec='seconds')}; machine: "
         f"{platform.machine()}, {os.cpu_count()} CPUs shared with other work; load average "
-        f"(1, 5, 15 min) before {load_before}, after {_load_average()}.",
+        f"(1, 5, 15 min) before {load_before}, after {_load_average()}; run at niceness "
+        f"{os.nice(0)}.",
         "- Service: `python -m samples.fruit_store --in-memory` (one process, profiled by "
         "pyinstrument at 1 ms), on the embedded pouchdb-server (in memory, its own process).",
         f"- Load: `python -m samples.loadgen`, {concurrency} virtual users, at most "
