@@ -73,8 +73,8 @@ from ._exceptions import (
 )
 
 __all__ = [
-    "DEFAULT_BUCKETS",
     "CouchRequestHandler",
+    "DEFAULT_BUCKETS",
     "ErrorMap",
     "ErrorRule",
     "HTTPProblem",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +55,23 @@ async def test_metrics_count_routes_couchdb_and_conflicts(running_service: Runni
     assert as_json["couchdb"]["GET"]["count"] >= 1
     assert as_json["client"]["requests"] >= 3
     assert "fruit_store" not in as_json["gauges"]  # keyed by metric, then database
+
+
+async def test_every_request_is_logged_as_json(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tor_async_couchdb.access"):
+        await client.call("GET", "/v1.0/fruits/" + "0" * 32)
+    (record,) = [r for r in caplog.records if r.name == "tor_async_couchdb.access"]
+    fields = json.loads(record.getMessage())
+    assert fields == record.access  # type: ignore[attr-defined]
+    assert (fields["method"], fields["status"], fields["route"]) == (
+        "GET",
+        404,
+        "/v1.0/fruits/{fruit_id}",
+    )
+    assert fields["path"] == "/v1.0/fruits/" + "0" * 32
+    assert fields["ms"] > 0
 
 
 def _closed_port() -> int:

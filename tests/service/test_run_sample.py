@@ -56,7 +56,10 @@ def curl_lines(printed: list[str]) -> list[list[str]]:
     return [shlex.split(line) for line in printed if line.strip().startswith("curl ")]
 
 
-def test_run_sample_serves_its_printed_curl_lines_and_stops_clean(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_sample_serves_its_printed_curl_lines_and_stops_clean(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "COUCHDB_URL"}  # the embedded server
     command = [str(ROOT / "scripts" / "run-sample"), "--port", "0", "--in-memory",
                "--state-dir", str(tmp_path)]  # fmt: skip
@@ -81,7 +84,7 @@ def test_run_sample_serves_its_printed_curl_lines_and_stops_clean(tmp_path: Path
         counted = json.loads(subprocess.run(metrics, capture_output=True, check=True).stdout)
         assert "/v1.0/fruits" in counted["routes"]
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         code = process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()

@@ -167,6 +167,13 @@ def test_json_metrics() -> None:
     assert body["routes"]["r"]["GET"]["latency"]["buckets"] == {"0.5": 1, "+Inf": 2}
 
 
+def test_all_is_sorted_and_every_name_exists() -> None:
+    import tor_async_couchdb.tornado as helpers
+
+    assert list(helpers.__all__) == sorted(set(helpers.__all__))
+    assert [name for name in helpers.__all__ if not hasattr(helpers, name)] == []
+
+
 def test_importing_without_tornado_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules['tornado'] = None\n"
