@@ -95,12 +95,38 @@ _T = TypeVar("_T")
 logger = logging.getLogger("tor_async_couchdb.tornado")
 
 
+class _Stats(Protocol):
+    """What the metrics show of a ``tac.ClientStats`` (read-only, as its fields are)."""
+
+    @property
+    def requests(self) -> int: ...
+    @property
+    def errors_by_status(self) -> Mapping[int, int]: ...
+    @property
+    def transport_errors(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def bytes_sent(self) -> int: ...
+    @property
+    def bytes_received(self) -> int: ...
+
+
+class _Timed(Protocol):
+    """What the metrics take from a ``tac.RequestRecord``."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def duration(self) -> float: ...
+
+
 class _Server(Protocol):
     """What the handlers need of a ``tac.CouchDB`` (a protocol: fakes work in tests)."""
 
     async def info(self) -> dict[str, Any]: ...
 
-    def stats(self) -> Any: ...
+    def stats(self) -> _Stats: ...
 
 
 class _Database(Protocol):
@@ -412,8 +438,9 @@ class HealthHandler(CouchRequestHandler):
         try:
             details = await asyncio.wait_for(self._details(), self.timeout)
         except (CouchError, TimeoutError) as error:
-            status, reason = self._failure(error)
-            self.write_json({"status": "unavailable", "reason": reason}, status=status)
+            self.write_json(
+                {"status": "unavailable", "reason": self._why_unavailable(error)}, status=503
+            )
             return
         details["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         self.write_json({"status": "ok", **details})
@@ -426,10 +453,10 @@ class HealthHandler(CouchRequestHandler):
             databases[db.name] = {"doc_count": db_info.get("doc_count")}
         return {"couchdb": {"version": info.get("version")}, "databases": databases}
 
-    def _failure(self, error: BaseException) -> tuple[int, str]:
+    def _why_unavailable(self, error: BaseException) -> str:
         if isinstance(error, TimeoutError) and not isinstance(error, CouchError):
-            return 503, f"no answer within {self.timeout} s"
-        return 503, self.error_map.problem_for(error).reason
+            return f"no answer within {self.timeout} s"  # our own limit, not the client's
+        return self.error_map.problem_for(error).reason
 
 
 class MetricsHandler(CouchRequestHandler):
@@ -536,7 +563,7 @@ class ServiceMetrics:
         self._requests[key] = self._requests.get(key, 0) + 1
         self._histogram(self._latency, (route, method)).observe(seconds)
 
-    def record_couch_request(self, record: Any) -> None:
+    def record_couch_request(self, record: _Timed) -> None:
         """The client's ``on_request`` hook: one CouchDB request (a ``tac.RequestRecord``)."""
         self._histogram(self._couch, record.method).observe(record.duration)
 
@@ -555,7 +582,7 @@ class ServiceMetrics:
         return found
 
     def as_json(
-        self, *, client_stats: Any = None, gauges: Mapping[str, Mapping[str, float]] = {}
+        self, *, client_stats: _Stats | None = None, gauges: Mapping[str, Mapping[str, float]] = {}
     ) -> dict[str, Any]:
         """Everything as one JSON-ready object."""
         routes: dict[str, Any] = {}
@@ -575,7 +602,7 @@ class ServiceMetrics:
         return body
 
     def as_prometheus(
-        self, *, client_stats: Any = None, gauges: Mapping[str, Mapping[str, float]] = {}
+        self, *, client_stats: _Stats | None = None, gauges: Mapping[str, Mapping[str, float]] = {}
     ) -> str:
         """Everything in the Prometheus text exposition format (version 0.0.4)."""
         lines: list[str] = []
@@ -605,7 +632,7 @@ def _histogram_json(hist: Histogram) -> dict[str, Any]:
     return {"count": hist.count, "sum": round(hist.total, 6), "buckets": dict(hist.cumulative())}
 
 
-def _client_json(stats: Any) -> dict[str, Any]:
+def _client_json(stats: _Stats) -> dict[str, Any]:
     return {
         "requests": stats.requests,
         "errors_by_status": {str(k): v for k, v in sorted(stats.errors_by_status.items())},
@@ -616,7 +643,7 @@ def _client_json(stats: Any) -> dict[str, Any]:
     }
 
 
-def _client_lines(lines: list[str], stats: Any) -> None:
+def _client_lines(lines: list[str], stats: _Stats) -> None:
     for name, value in (
         ("couchdb_client_requests_total", stats.requests),
         ("couchdb_client_transport_errors_total", stats.transport_errors),
