@@ -7,13 +7,17 @@ import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 import pytest
 import tornado.web
 
 from support.fruit_service import Client, Running, client, running_service, serving
 from tor_async_couchdb.tornado import CouchRequestHandler, InFlight, serve_until_signalled
+
+if TYPE_CHECKING:
+    from tor_async_couchdb.testing import CouchServer
 
 __all__ = ["client", "running_service"]  # fixtures, imported for pytest
 
@@ -115,6 +119,26 @@ async def test_a_couchdb_that_is_down_answers_503_at_once() -> None:
             assert (answer.status, answer.body["error"]) == (503, "database_unavailable")
             assert "127.0.0.1" not in answer.body["reason"]  # where the database is stays inside
         assert time.monotonic() - started < 5
+
+
+@pytest.mark.multi_server
+async def test_a_couchdb_killed_then_restarted(extra_servers: Callable[..., CouchServer]) -> None:
+    server = extra_servers()
+    assert server.embedded is not None
+    async with serving(server.url, server.auth) as running:
+        client = running.client
+        fruit = (await client.call("POST", "/v1.0/fruits", {"color": "red"})).body
+        path = f"/v1.0/fruits/{fruit['fruit_id']}"
+        server.embedded.kill_sync()
+        started = time.monotonic()
+        assert (await client.call("GET", path)).status == 503
+        assert (await client.call("GET", "/_health")).status == 503
+        assert (await client.call("PUT", path, {"color": "green"})).status == 503
+        assert time.monotonic() - started < 5
+        await server.embedded.restart()
+        assert (await client.call("GET", "/_health")).status == 200
+        assert (await client.call("GET", path)).body["color"] == "red"  # nothing half-written
+        assert (await client.call("PUT", path, {"color": "green"})).status == 200
 
 
 async def test_a_hung_couchdb_answers_within_the_request_timeout(silent_server: str) -> None:
