@@ -52,7 +52,7 @@ def make_service(
     db = couch.database(db_name)
     store = FruitStore(db, on_conflicts_retried=lambda n: metrics.count("conflicts_retried", n))
     in_flight = InFlight()
-    fruit_args = {"store": store, "metrics": metrics}
+    fruit_args = {"store": store}
     app = tornado.web.Application(
         [
             (r"/v1\.0/fruits", FruitsHandler, fruit_args),

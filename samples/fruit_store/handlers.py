@@ -13,7 +13,6 @@ from tor_async_couchdb.tornado import (
     ErrorMap,
     ErrorRule,
     HTTPProblem,
-    ServiceMetrics,
     etag_for,
     if_match,
 )
@@ -37,20 +36,19 @@ ERRORS = ErrorMap().with_rules(
 class FruitHandler(CouchRequestHandler):
     """The base of the fruit handlers: the store, and request-body parsing."""
 
-    def initialize(self, store: FruitStore, metrics: ServiceMetrics) -> None:
+    def initialize(self, store: FruitStore) -> None:
         self.store = store
-        self.metrics = metrics
 
     def body_as(self, shape: type[_B]) -> _B:
         """The JSON body checked against ``shape``: a 400 naming the failing fields."""
         try:
             return shape.model_validate(self.json_body())
         except pydantic.ValidationError as error:
-            fields = [".".join(str(part) for part in e["loc"]) or "body" for e in error.errors()]
+            paths = [".".join(map(str, e["loc"])) or "body" for e in error.errors()]
             reasons = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+                f"{p}: {e['msg']}" for p, e in zip(paths, error.errors(), strict=True)
             )
-            raise HTTPProblem(400, "invalid", reasons, fields=fields) from None
+            raise HTTPProblem(400, "invalid", reasons, fields=paths) from None
 
     def answer_fruit(self, fruit: Fruit, *, status: int = 200, **extra: Any) -> None:
         """Answer the fruit, with its revision as the ETag."""
