@@ -463,8 +463,11 @@ class Database(RawDatabase):
         newest: list[M] = []
         async with closing(rows):
             async for row in rows:
+                doc = row.get("doc")
+                if doc is None:
+                    continue  # deleted while the view was read (its row outlived it)
                 if row.get("value") is not True or include_tombstoned:
-                    newest.append(self._mapper.model(model, row["doc"]))
+                    newest.append(self._mapper.model(model, doc))
         return newest
 
     def all(
@@ -545,7 +548,12 @@ class Database(RawDatabase):
                     continue
                 if skip_key is not UNBOUNDED and row.get("key") == skip_key:
                     continue
-                yield self._mapper.model(model, row["doc"])
+                doc = row.get("doc")
+                if doc is None:
+                    # Deleted while the view was read: the index still had its row, the
+                    # document is gone (no doc, or null on CouchDB).
+                    continue
+                yield self._mapper.model(model, doc)
                 count += 1
                 if limit is not None and count >= limit:
                     return

@@ -121,7 +121,7 @@ async def _pages(
     page: list[dict[str, Any]] = []
     async with closing(rows):
         async for row in rows:
-            if row["id"] != after:
+            if row["id"] != after and row.get("doc") is not None:  # (None: deleted meanwhile)
                 page.append(row["doc"])
             if len(page) >= page_size:
                 yield page

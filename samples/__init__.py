@@ -1,0 +1,1 @@
+"""Programs that use tor-async-couchdb as a user would: a Tornado service and its load generator."""
