@@ -268,6 +268,19 @@ class Mergeable(Model, abstract=True):
 
     stamps: Stamps = Field(default_factory=Stamps)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Check the merge policies too when the class is made (not at the first conflict).
+        Raises :class:`ModelDefinitionError`."""
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.delete_policy not in ("update_wins", "delete_wins"):
+            raise ModelDefinitionError(
+                f"{cls.__qualname__}: delete_policy must be 'update_wins' or 'delete_wins', "
+                f"not {cls.delete_policy!r}",
+                model=cls.__qualname__,
+            )
+        merge_plan(cls)
+
     @model_validator(mode="after")
     def _remember_registers(self) -> Self:
         # Taken once per object, when it is read or built; later validations (on assignment,
