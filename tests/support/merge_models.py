@@ -82,9 +82,16 @@ def write(doc: Mapping[str, Any], clock: HybridClock, op: str, arg: int) -> dict
     elif op == "farms":
         fruit.origin.farms = arg
     seal(fruit, clock)
-    body = fruit.to_doc()
-    number = int(str(doc.get("_rev", "0-x")).partition("-")[0]) + 1
-    return {**body, "_rev": rev_of(number, body)}
+    return _child(doc, fruit.to_doc())
+
+
+def _child(parent: Mapping[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    # With its history (``_revisions``), so that a server given it with new_edits=false
+    # files it under its parent, as replication does.
+    number = int(str(parent.get("_rev", "0-x")).partition("-")[0]) + 1
+    rev = rev_of(number, body)
+    history = [rev.partition("-")[2], *parent.get("_revisions", {}).get("ids", [])]
+    return {**body, "_rev": rev, "_revisions": {"start": number, "ids": history}}
 
 
 OPS = ("color", "price", "seen", "eat", "pick", "add", "remove", "city", "farms")
@@ -93,8 +100,7 @@ OPS = ("color", "price", "seen", "eat", "pick", "add", "remove", "city", "farms"
 def base_doc() -> dict[str, Any]:
     fruit = Fruit(id="fruit-1")
     seal(fruit, HybridClock("base", now=FakeTime()))
-    body = fruit.to_doc()
-    return {**body, "_rev": rev_of(1, body)}
+    return _child({}, fruit.to_doc())
 
 
 def branch(
