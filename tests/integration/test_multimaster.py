@@ -42,9 +42,11 @@ class DataCenter:
         return f"{self.server.url}/{_DB}" + "/" * (epoch % 2)
 
 
-async def _open(stack: AsyncExitStack, start: Callable[..., CouchServer]) -> list[DataCenter]:
+async def _open(
+    stack: AsyncExitStack, start: Callable[..., CouchServer], count: int = 3
+) -> list[DataCenter]:
     centers = []
-    for number in range(3):
+    for number in range(count):
         server = start(in_memory=True)
         couch = await stack.enter_async_context(tac.CouchDB(server.url, auth=server.auth))
         db = couch.database(_DB)
@@ -251,3 +253,41 @@ async def test_three_data_centers_over_more_seeds(
     extra_servers: Callable[..., CouchServer], seed: int
 ) -> None:
     await _run_data_centers(extra_servers, seed=seed)
+
+
+async def _same_leaves(dbs: Sequence[tac.Database], doc_id: str) -> None:
+    from support.merge_models import FakeTime, base_doc, branch
+
+    base = {**base_doc(), "_id": doc_id}
+    leaves = [base]
+    for number, ops in enumerate([[("eat", 4), ("add", 1)], [("color", 3)], [("add", 2)]]):
+        time = FakeTime()
+        leaf = branch(base, HybridClock(f"w{number}", now=time), ops, time)
+        leaves.append({**leaf, "_id": doc_id})
+    for db in dbs:
+        for leaf in leaves:
+            await db.bulk_docs([leaf], new_edits=False)
+
+
+async def test_two_data_centers_resolving_at_once_write_the_same_revisions(
+    extra_servers: Callable[..., CouchServer],
+) -> None:
+    from tor_async_couchdb._reconcile import resolve_document
+
+    async with AsyncExitStack() as stack:
+        east, west = await _open(stack, extra_servers, count=2)
+        await _same_leaves([east.db, west.db], "f1")
+        # Both resolve the same conflict before either hears of the other's resolution.
+        east_done = await resolve_document(east.db, "f1", Fruit)
+        west_done = await resolve_document(west.db, "f1", Fruit)
+        assert east_done.written == west_done.written
+        assert len(east_done.written) == 3
+        before = sorted(str(leaf["_rev"]) for leaf in await fetch_leaves(east.db, "f1"))
+        await east.couch.replicate(east.url(0), west.url(0))
+        await west.couch.replicate(west.url(0), east.url(0))
+        for center in (east, west):
+            leaves = await fetch_leaves(center.db, "f1")
+            assert sorted(str(leaf["_rev"]) for leaf in leaves) == before  # nothing new
+            assert "_conflicts" not in await center.db.get_doc("f1", conflicts=True)
+            again = await resolve_document(center.db, "f1", Fruit)
+            assert again.written == ()

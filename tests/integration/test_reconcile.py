@@ -113,3 +113,24 @@ async def test_delete_wins_and_update_wins_on_the_server(db: tac.Database) -> No
     await db.put_doc({**order, "state": "again"})  # re-created, and not undone again
     assert (await resolve_document(db, "o1", Order)).written == ()
     assert (await db.get_doc("o1"))["state"] == "again"
+
+
+async def test_a_reconciler_restarted_after_a_crash_mid_resolution_converges(
+    db: tac.Database,
+) -> None:
+    await _conflict(db, "f4", [("eat", 4)], [("eat", 3)], [("add", 1)])
+    resolution = resolve_leaves(Fruit, await fetch_leaves(db, "f4"))
+    assert resolution.merged is not None
+    await db.bulk_docs([resolution.merged])  # the child, then the crash
+    await db.bulk_docs([resolution.tombstones[0]])  # one of two tombstones made it
+    checkpoint = LocalDocCheckpoint(db, "crashed")  # never saved: starts from scratch
+    reconciler = Reconciler(db, Fruit, checkpoint=checkpoint, heartbeat=1)
+    task = asyncio.create_task(reconciler.run())
+    await eventually(lambda: reconciler.metrics.resolved >= 1)
+    reconciler.stop()
+    await task
+    doc = await db.get_doc("f4", conflicts=True)
+    assert "_conflicts" not in doc
+    assert doc["_rev"].startswith("3-")  # still the child written before the crash
+    assert Fruit.from_doc(doc).eaten.value == 3
+    assert len(await fetch_leaves(db, "f4")) == 3  # the child and two tombstones
