@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -101,7 +100,9 @@ class Reconciler:
     ``checkpoint`` defaults to one in memory (pass a
     :class:`~._checkpoint.LocalDocCheckpoint` to resume after a restart); it is saved every
     ``checkpoint_every`` changes and when the reconciler stops. ``hooks`` carry the data
-    protection of leaves (signature check, decryption, signing of merges).
+    protection of leaves (signature check, decryption, signing of merges). Changes are taken
+    in batches: a change and those arriving within ``settle`` seconds of it (up to
+    ``batch_size``), their documents resolved ``concurrency`` at a time.
     """
 
     def __init__(
@@ -114,9 +115,13 @@ class Reconciler:
         backoff: Backoff = Backoff(),
         checkpoint_every: int = 100,
         heartbeat: float = 10.0,
+        settle: float = 0.5,
+        batch_size: int = 500,
+        concurrency: int = 4,
     ) -> None:
-        if checkpoint_every < 1:
-            raise InvalidInputError("checkpoint_every must be at least 1")
+        """Raises :class:`InvalidInputError` for a count below 1 or a negative ``settle``."""
+        if min(checkpoint_every, batch_size, concurrency) < 1 or settle < 0:
+            raise InvalidInputError("counts must be at least 1, and settle not negative")
         self._db = db
         self._models = models
         self._checkpoint: Checkpoint = checkpoint or MemoryCheckpoint()
@@ -124,12 +129,15 @@ class Reconciler:
         self._backoff = backoff
         self._every = checkpoint_every
         self._heartbeat = heartbeat
+        self._settle = settle
+        self._batch_size = batch_size
+        self._concurrency = concurrency
+        self._saved_at = 0  # the change count at the last checkpoint
         self._metrics = ReconcilerMetrics()
         self._settled: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._stopping = asyncio.Event()
         self._busy = False
         self._follower: asyncio.Task[None] | None = None
-        self.cpu_seconds = 0.0  # client CPU spent handling changes (for benchmarks)
 
     def __repr__(self) -> str:
         return f"<Reconciler of {self._db.name!r} at {self._metrics.last_seq!r}>"
@@ -146,7 +154,7 @@ class Reconciler:
         return len(results)
 
     def stop(self) -> None:
-        """End :meth:`run` after the document in hand (at once if it is waiting for changes);
+        """End :meth:`run` after the batch in hand (at once if it is waiting for changes);
         safe to call from a signal handler on the loop."""
         self._stopping.set()
         if not self._busy and self._follower is not None:
@@ -171,17 +179,38 @@ class Reconciler:
             await self._save_checkpoint_at_exit()
 
     async def _follow(self) -> None:
+        queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=2 * self._batch_size)
+        reader = asyncio.create_task(self._read(queue))
+        try:
+            while not self._stopping.is_set():
+                batch = await self._next_batch(queue, reader)
+                self._busy = True
+                try:
+                    await self._handle_batch(batch)
+                finally:
+                    self._busy = False
+                self._metrics.changes += len(batch)
+                self._metrics.last_seq = str(batch[-1]["seq"])
+                if self._metrics.changes - self._saved_at >= self._every:
+                    await self._save_checkpoint()
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self, queue: asyncio.Queue[Mapping[str, Any]]) -> None:
+        """Put the feed's changes into ``queue``, reconnecting after errors (with backoff)."""
         failures = 0
-        while not self._stopping.is_set():
-            since = self._metrics.last_seq or await self._checkpoint.load() or 0
+        read_seq: str | int | None = None
+        while True:
+            since = read_seq or self._metrics.last_seq or await self._checkpoint.load() or 0
             try:
                 async for change in self._db.feed(
                     since=since, style="all_docs", heartbeat=self._heartbeat
                 ):
                     failures = 0
-                    await self._take(change)
-                    if self._stopping.is_set():
-                        return
+                    read_seq = str(change["seq"])
+                    await queue.put(change)
             except ClientClosedError:
                 raise  # the client is gone: no retry can help
             except CouchError as error:
@@ -191,21 +220,44 @@ class Reconciler:
                 logger.warning("reconciler feed failed (%s); again in %.1f s", error, delay)
                 await asyncio.sleep(delay)
 
-    async def _take(self, change: Mapping[str, Any]) -> None:
-        self._busy = True
-        try:
-            started = time.process_time()
-            await self._handle(change)
-            self.cpu_seconds += time.process_time() - started
-        finally:
-            self._busy = False
-        self._metrics.changes += 1
-        self._metrics.last_seq = str(change["seq"])
-        if self._metrics.changes % self._every == 0:
-            await self._save_checkpoint()
+    async def _next_batch(
+        self, queue: asyncio.Queue[Mapping[str, Any]], reader: asyncio.Task[None]
+    ) -> list[Mapping[str, Any]]:
+        """The next change, and those that follow within ``settle`` seconds of it.
 
-    async def _handle(self, change: Mapping[str, Any]) -> None:
-        doc_id = str(change.get("id", ""))
+        Why wait: replication brings a conflict's leaves one by one; resolving at the first
+        two would write a merge that the third then conflicts with, and data centers that saw
+        different subsets would write different merges, each to be merged again.
+        """
+        getter = asyncio.ensure_future(queue.get())
+        done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if getter not in done:
+            getter.cancel()
+            reader.result()  # the reader ended: raise what ended it
+            raise asyncio.CancelledError  # (it was cancelled)
+        batch = [getter.result()]
+        deadline = asyncio.get_running_loop().time() + self._settle
+        while len(batch) < self._batch_size:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _handle_batch(self, batch: list[Mapping[str, Any]]) -> None:
+        latest = {str(change.get("id", "")): change for change in batch}
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def handle(doc_id: str, change: Mapping[str, Any]) -> None:
+            async with gate:
+                await self._handle(doc_id, change)
+
+        await asyncio.gather(*(handle(doc_id, change) for doc_id, change in latest.items()))
+
+    async def _handle(self, doc_id: str, change: Mapping[str, Any]) -> None:
         revs = frozenset(str(c.get("rev")) for c in change.get("changes", ()))
         if len(revs) < 2 or doc_id.startswith("_design/") or self._settled.get(doc_id) == revs:
             return  # one leaf (the usual case), or a set of leaves already settled here
@@ -270,6 +322,7 @@ class Reconciler:
             logger.warning("reconciler checkpoint not saved (%s)", error)
             return
         self._metrics.checkpointed = seq
+        self._saved_at = self._metrics.changes
 
     async def _save_checkpoint_at_exit(self) -> None:
         # Bounded: a reconciler being shut down must not hang on an unreachable database.
