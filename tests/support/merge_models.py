@@ -123,5 +123,5 @@ def join(*leaves: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def content(doc: Mapping[str, Any]) -> bytes:
-    """The canonical bytes of a document without its revision."""
-    return canonical_bytes({k: v for k, v in doc.items() if k != "_rev"})
+    """The canonical bytes of a document without its revision (and history)."""
+    return canonical_bytes({k: v for k, v in doc.items() if k not in ("_rev", "_revisions")})

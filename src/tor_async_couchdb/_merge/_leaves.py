@@ -48,6 +48,8 @@ _READ_ONLY: Final = frozenset(
     {"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"}
 )
 _MODEL_KEYS: Final = frozenset({"type", "stamps", "tombstone"})
+# Mergeable's own merge (field by field): a model that keeps it needs no leaf ordering.
+_DEFAULT_MERGE: Final = vars(Mergeable)["merge"].__func__
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +138,12 @@ def resolve_leaves(
     others = [leaf for leaf in live if leaf["_rev"] != winner.rev] + deletes
     # One live leaf is its own merge (only a concurrent delete was left to close).
     body = _content(winner.stored) if len(read) == 1 else _merged_body(model, read, winner, hooks)
-    merged = None
-    if canonical_bytes(body) != canonical_bytes(_content(winner.stored)):
-        merged = canonical_doc({"_id": doc_id, "_rev": winner.rev, **body})
     resolved = canonical_doc({"_id": doc_id, "_rev": winner.rev, **body})
+    # (A dict compares equal whatever its key order: the winner's stored order is no change.)
+    unchanged = {k: v for k, v in resolved.items() if k not in _READ_ONLY} == _content(
+        winner.stored
+    )
+    merged = None if unchanged else resolved
     return Resolution(doc_id, winner.rev, resolved, merged, _tombstones(doc_id, others))
 
 
@@ -238,10 +242,14 @@ def _working_form(
     # The model's own stored form (unchecked: a leaf read from the database has nothing to
     # seal), with the values exactly as stored where the leaf is of the current version: so
     # ciphertexts, and the order of lists, are carried over untouched.
-    current = Model.to_doc(model)
-    if plain.get("type") == type(model).couch_info().type_string:
+    model_class = type(model)
+    if plain.get("type") == model_class.couch_info().type_string:
+        if stored.keys() >= model_class.__couch_doc_keys__ - {"_id", "_rev", "tombstone"}:
+            return dict(stored)  # every field as stored: nothing to fill in
+        current = Model.to_doc(model)
         current.update({key: value for key, value in stored.items() if key in current})
-    return current
+        return current
+    return Model.to_doc(model)
 
 
 def _one_model(leaves: Sequence[_Leaf], doc_id: str) -> type[Mergeable]:
@@ -258,12 +266,16 @@ def _one_model(leaves: Sequence[_Leaf], doc_id: str) -> type[Mergeable]:
 def _merged_body(
     model: type[Mergeable], leaves: Sequence[_Leaf], winner: _Leaf, hooks: LeafHooks
 ) -> dict[str, Any]:
-    ordered = sorted(leaves, key=lambda leaf: canonical_bytes(leaf.working))
-    custom = model.merge([leaf.model for leaf in ordered])
+    # A model's own merge gets the leaves in a canonical order; the policies need none (each
+    # breaks its own ties by value).
+    custom = None
+    if getattr(model.merge, "__func__", None) is not _DEFAULT_MERGE:
+        ordered = sorted(leaves, key=lambda leaf: canonical_bytes(leaf.working))
+        custom = model.merge([leaf.model for leaf in ordered])
     if custom is not None:
         fields = {k: v for k, v in Model.to_doc(custom).items() if not k.startswith("_")}
     else:
-        fields = _field_by_field(model, ordered)
+        fields = _field_by_field(model, leaves)
     foreign = {
         key: value
         for key, value in winner.stored.items()
@@ -307,11 +319,12 @@ def _merge_level(
 def _merge_field(policy: FieldPolicy, leaves: Sequence[_Leaf], stamps: dict[str, Stamp]) -> Any:
     values = [json_at(leaf.working, policy.path) for leaf in leaves]
     if policy.kind == "lww":
-        ranked = [
-            (leaf.model.stamps.get(policy.key) or _ZERO, canonical_bytes(value), value)
-            for leaf, value in zip(leaves, values, strict=True)
-        ]
-        stamp, _, value = max(ranked, key=lambda entry: (entry[0], entry[1]))
+        ranked = [leaf.model.stamps.get(policy.key) or _ZERO for leaf in leaves]
+        stamp = max(ranked)
+        # Equal stamps (a value no clock stamped, or a hand-made document): the larger value
+        # in canonical bytes, so that the choice does not depend on the order of the leaves.
+        tied = [value for value, s in zip(values, ranked, strict=True) if s == stamp]
+        value = tied[0] if len(tied) == 1 else max(tied, key=canonical_bytes)
         if stamp != _ZERO:
             stamps[policy.key] = stamp
         return value
