@@ -124,3 +124,16 @@ def test_set_elements_must_be_str_or_int() -> None:
 
         class Floats(Mergeable, type_name="floats", version="1.0"):
             values: ORSet[float]  # type: ignore[type-var]
+
+
+async def test_reconciler_settings_are_checked() -> None:
+    from tor_async_couchdb._reconcile import Backoff, Reconciler
+
+    with pytest.raises(tac.InvalidInputError):
+        Backoff(initial=0)
+    assert 0 <= Backoff(initial=1, maximum=4).delay(10) <= 4
+    async with tac.CouchDB("http://127.0.0.1:1") as couch:  # (no request is made)
+        with pytest.raises(tac.InvalidInputError):
+            Reconciler(couch.database("x"), Fruit, concurrency=0)
+        with pytest.raises(tac.InvalidInputError):
+            Reconciler(couch.database("x"), Fruit, settle=-1)
