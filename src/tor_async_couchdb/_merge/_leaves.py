@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .._exceptions import InvalidInputError, ModelValidationError, WrongTypeError
-from .._model import Model, ModelSet, parse_type
+from .._models import Model, ModelSet, parse_type
 from ._canonical import canonical_bytes, canonical_doc
 from ._clock import Stamp
 from ._crdts import ORSet

@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, GetCoreSchemaHandler, model_validator
 from pydantic_core import core_schema
 
 from .._exceptions import InvalidInputError, ModelDefinitionError
-from .._model import FieldMarker, Model
+from .._models import FieldMarker, Model
 from ._canonical import canonical_bytes
 from ._clock import HybridClock, Stamp, parse_stamp
 from ._crdts import GCounter, ORSet

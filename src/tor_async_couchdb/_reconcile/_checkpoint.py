@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from .._exceptions import Conflict, NotFound
 
 if TYPE_CHECKING:
-    from .._database import Database
+    from .._couch import Database
 
 __all__ = ["Checkpoint", "LocalDocCheckpoint", "MemoryCheckpoint"]
 

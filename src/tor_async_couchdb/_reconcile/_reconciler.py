@@ -37,8 +37,8 @@ from ._checkpoint import Checkpoint, MemoryCheckpoint
 from ._resolve import Resolved, resolve_document
 
 if TYPE_CHECKING:
-    from .._database import Database
-    from .._model import Model, ModelSet
+    from .._couch import Database
+    from .._models import Model, ModelSet
 
 __all__ = ["Backoff", "Reconciler", "ReconcilerMetrics"]
 

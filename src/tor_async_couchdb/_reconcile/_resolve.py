@@ -25,8 +25,8 @@ from .._exceptions import Conflict
 from .._merge import LeafHooks, Resolution, resolve_leaves
 
 if TYPE_CHECKING:
-    from .._database import Database
-    from .._model import Model, ModelSet
+    from .._couch import Database
+    from .._models import Model, ModelSet
 
 __all__ = ["Resolved", "fetch_leaves", "resolve_document"]
 
