@@ -62,6 +62,7 @@ ProgressCallback = Callable[["InstallProgress"], Awaitable[None] | None]
 
 _UPGRADE_MARK = "--tac-upgrade-"
 _SWAP_ATTEMPTS = 3
+_CLEANUP_GRACE = 2.0  # seconds between the swaps and _view_cleanup
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,17 +257,31 @@ class _Upgrade:
         try:
             for doc in docs:
                 temp_id = f"{doc['_id']}{_UPGRADE_MARK}{self.token}"
-                await self.db.put_doc({**doc, "_id": temp_id})
+                await self.stage(doc, temp_id)
                 staged.append((doc, temp_id))
-                await _report(self.progress, InstallProgress(doc["_id"], "staged", 0.0))
                 warm_ups.append(await self.warm_up(doc, temp_id))
             for doc, temp_id in staged:
                 await _swap(self.db, doc, temp_id)
+                # The real id answers from the index just built. Querying it now also makes
+                # pouchdb-server note that the real id uses that index: its _view_cleanup
+                # would otherwise drop the index with the temporary document.
+                await _query_views(self.db, doc, doc["_id"])
                 await _report(self.progress, InstallProgress(doc["_id"], "swapped", 0.0))
         finally:
             await _drop_staged(self.db, [temp_id for _, temp_id in staged])
+        # Queries that read the old index when the swap happened finish before it goes.
+        await asyncio.sleep(_CLEANUP_GRACE)
         await self.db.view_cleanup()
         return tuple(warm_ups)
+
+    async def stage(self, doc: dict[str, Any], temp_id: str) -> None:
+        try:
+            await self.db.put_doc({**doc, "_id": temp_id})
+        except CouchError as error:
+            # CouchDB 3 refuses a map function that does not compile right here.
+            error.add_note(f"while putting {doc['_id']} under the temporary id {temp_id!r}")
+            raise
+        await _report(self.progress, InstallProgress(doc["_id"], "staged", 0.0))
 
     async def warm_up(self, doc: dict[str, Any], temp_id: str) -> WarmUp:
         watch = _IndexWatch(self.db.couch, doc["_id"], temp_id, self.poll_interval, self.progress)
@@ -274,8 +289,7 @@ class _Upgrade:
         deadline = asyncio.timeout(self.warm_up_timeout)
         try:
             async with deadline:
-                for view, body in doc.get("views", {}).items():
-                    await _first_query(self.db, temp_id, view, reduced="reduce" in body)
+                await _query_views(self.db, doc, temp_id)
         except TimeoutError as error:
             if not deadline.expired():
                 raise  # a time limit of the client's own, not the warm-up's
@@ -324,8 +338,13 @@ async def _stop(task: asyncio.Task[None]) -> None:
             raise  # we are being cancelled ourselves, not just our helper
 
 
-async def _first_query(db: tac.Database, temp_id: str, view: str, *, reduced: bool) -> None:
-    name = temp_id.removeprefix("_design/")
+async def _query_views(db: tac.Database, doc: dict[str, Any], design_id: str) -> None:
+    for view, body in doc.get("views", {}).items():
+        await _first_query(db, design_id, view, reduced="reduce" in body)
+
+
+async def _first_query(db: tac.Database, design_id: str, view: str, *, reduced: bool) -> None:
+    name = design_id.removeprefix("_design/")
     while True:
         try:
             # The first query waits for the whole index; a map function the server cannot
@@ -334,10 +353,10 @@ async def _first_query(db: tac.Database, temp_id: str, view: str, *, reduced: bo
                 break
         except ReadTimeout:
             # A long silence while a big index builds: the server keeps building, ask again.
-            logger.info("view %s/%s still indexing; asking again", temp_id, view)
+            logger.info("view %s/%s still indexing; asking again", design_id, view)
             continue
         except CouchError as error:
-            error.add_note(f"while building view {view!r} of design document {temp_id!r}")
+            error.add_note(f"while building view {view!r} of design document {design_id!r}")
             raise
         return
 

@@ -141,8 +141,7 @@ def models_from_module(name: str) -> list[type[tac.Model]]:
     from the service's checkout. Raises :class:`InvalidInputError` if the module does not import
     or defines no model.
     """
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")
+    _search_current_directory()
     try:
         module = importlib.import_module(name)
     except Exception as error:  # any failure of someone else's module is a bad --models value
@@ -162,6 +161,12 @@ def models_from_module(name: str) -> list[type[tac.Model]]:
     return found
 
 
+def _search_current_directory() -> None:
+    # A console script's sys.path lacks the current directory, which ``python -m`` has.
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+
+
 def _is_concrete(model: type[tac.Model]) -> bool:
     try:
         model.couch_info()
@@ -179,6 +184,7 @@ def package_folder(spec: str) -> Traversable:
     package, sep, folder = spec.partition(":")
     if not sep or not package or not folder:
         raise InvalidInputError(f"a package folder is PACKAGE:FOLDER, got {spec!r}")
+    _search_current_directory()
     try:
         root = importlib.resources.files(package)
     except (ImportError, TypeError) as error:

@@ -190,7 +190,7 @@ def _set_log_level(ctx: click.Context, param: click.Parameter, value: str | None
     logging.basicConfig(
         level=value.upper(),
         stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
 

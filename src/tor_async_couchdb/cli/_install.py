@@ -30,6 +30,7 @@ __all__ = ["delete_database", "install", "status"]
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger("tor_async_couchdb.cli")
 
+_LOG_EVERY = 10.0
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
@@ -129,16 +130,19 @@ class _InstallBars:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.tasks: dict[str, Any] = {}
+        self.logged_at: dict[str, float] = {}
+
+    def _log(self, step: ops.InstallProgress) -> None:
+        # A line per phase, and one every 10 s while an index builds: enough for a log file.
+        last = self.logged_at.get(step.design_id)
+        if step.phase == "indexing" and last is not None and step.elapsed - last < _LOG_EVERY:
+            return
+        self.logged_at[step.design_id] = step.elapsed
+        counts = f", {step.changes_done}/{step.total_changes} changes" if step.total_changes else ""
+        logger.info("%s: %s (%.1f s%s)", step.design_id, step.phase, step.elapsed, counts)
 
     def __call__(self, step: ops.InstallProgress) -> None:
-        logger.info(
-            "%s: %s (%s/%s changes, %.1f s)",
-            step.design_id,
-            step.phase,
-            step.changes_done,
-            step.total_changes,
-            step.elapsed,
-        )
+        self._log(step)
         task = self.tasks.get(step.design_id)
         if task is None:
             task = self.progress.add_task(f"building {step.design_id}", total=None)
