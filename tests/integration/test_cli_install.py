@@ -303,3 +303,23 @@ async def test_design_documents_from_a_package_s_resources(
     )
     assert result.code == 0, result
     assert await all_ids(couch.database(dbname)) == ["_design/by_color", "one"]
+
+
+async def test_a_map_function_that_does_not_compile_leaves_the_old_view_answering(
+    couch: tac.CouchDB, couch_server: CouchServer, workdir: Path, dbname: str
+) -> None:
+    if couch_server.is_embedded:
+        pytest.skip("pouchdb-server accepts and runs any map function; run with COUCHDB_URL")
+    assert install(couch_server, workdir, dbname).code == 0
+    db = couch.database(dbname)
+    await db.put_doc({"_id": "f1", "type": "fruit_v1.0", "color": "red"})
+    before = await db.get_doc("_design/by_color")
+    write_design(workdir / "design", "by_color", "function (doc) { emit(doc.color, ")
+    result = run_cli("install", dbname, *SOURCES, server=couch_server, cwd=workdir)
+    assert result.code == 1, result
+    assert "_design/by_color" in result.err
+    assert "Traceback" not in result.err
+    assert await db.get_doc("_design/by_color") == before
+    rows = [row async for row in db.view("by_color", "by_color", key="red")]
+    assert [row["id"] for row in rows] == ["f1"]
+    assert [d async for d in tac_design_ids(db)] == sorted([*MODEL_DESIGNS, "_design/by_color"])
