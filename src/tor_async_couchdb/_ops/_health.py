@@ -16,6 +16,7 @@ from typing import Any
 import tor_async_couchdb as tac
 
 from .._exceptions import CouchError, HTTPStatusError, NotFound, TransportError, Unauthorized
+from ._sources import design_matches
 
 __all__ = ["Check", "HealthReport", "check_health"]
 
@@ -133,7 +134,7 @@ async def _designs(db: tac.Database, design_docs: Sequence[dict[str, Any]]) -> C
         except NotFound:
             missing.append(doc["_id"])
             continue
-        if any(current.get(k) != v for k, v in doc.items() if k != "_id"):
+        if not design_matches(current, doc):
             outdated.append(doc["_id"])
     if not missing and not outdated:
         return Check("design documents", True, f"{len(design_docs)} present and current")

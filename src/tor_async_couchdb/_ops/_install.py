@@ -41,7 +41,7 @@ from .._exceptions import (
     NotFound,
     ReadTimeout,
 )
-from ._sources import InstallSpec, Security
+from ._sources import InstallSpec, Security, design_matches
 
 __all__ = [
     "Action",
@@ -133,17 +133,12 @@ class InstallReport:
 
     plan: Plan
     warm_ups: tuple[WarmUp, ...]
+    view_cleanup: bool = False  # False also where the server's own would do harm (pouchdb)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
-        return {**self.plan.as_dict(), "warm_ups": [asdict(w) for w in self.warm_ups]}
-
-
-def _same_design(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
-    # Fields the server adds (_rev) or that someone else added are not ours to judge.
-    return current is not None and all(
-        current.get(key) == value for key, value in wanted.items() if key != "_id"
-    )
+        warm_ups = [asdict(w) for w in self.warm_ups]
+        return {**self.plan.as_dict(), "warm_ups": warm_ups, "view_cleanup": self.view_cleanup}
 
 
 async def _get_or_none(db: tac.Database, doc_id: str) -> dict[str, Any] | None:
@@ -167,7 +162,7 @@ async def plan_install(couch: tac.CouchDB, spec: InstallSpec) -> Plan:
     for doc in spec.design_docs:
         found = await _get_or_none(db, doc["_id"])
         action: Action = (
-            "created" if found is None else "unchanged" if _same_design(found, doc) else "updated"
+            "created" if found is None else "unchanged" if design_matches(found, doc) else "updated"
         )
         items.append(PlanItem("design", doc["_id"], action))
     items += await _plan_seeds(db, spec)
@@ -216,11 +211,11 @@ async def install(
     wanted = {doc["_id"]: doc for doc in spec.design_docs}
     changed = [wanted[item.id] for item in plan.changes if item.kind == "design"]
     upgrade = _Upgrade(db, warm_up_timeout, poll_interval, progress, secrets.token_hex(4))
-    warm_ups = await upgrade.run(changed)
+    warm_ups, cleaned = await upgrade.run(changed)
     if spec.security is not None:
         await _apply_security(db, spec.security)
     await _load_seeds(db, spec)
-    return InstallReport(plan, warm_ups)
+    return InstallReport(plan, warm_ups, cleaned)
 
 
 async def _apply_security(db: tac.Database, security: Security) -> None:
@@ -249,9 +244,10 @@ class _Upgrade:
     progress: ProgressCallback | None
     token: str  # this installer's own: staging never collides with a concurrent installer
 
-    async def run(self, docs: list[dict[str, Any]]) -> tuple[WarmUp, ...]:
+    async def run(self, docs: list[dict[str, Any]]) -> tuple[tuple[WarmUp, ...], bool]:
+        """Upgrade ``docs``; return the warm-ups and whether ``_view_cleanup`` ran."""
         if not docs:
-            return ()
+            return (), False
         staged: list[tuple[dict[str, Any], str]] = []
         warm_ups = []
         try:
@@ -269,20 +265,20 @@ class _Upgrade:
                 await _report(self.progress, InstallProgress(doc["_id"], "swapped", 0.0))
         finally:
             await _drop_staged(self.db, [temp_id for _, temp_id in staged])
-        await self.clean_up()
-        return tuple(warm_ups)
+        return tuple(warm_ups), await self.clean_up()
 
-    async def clean_up(self) -> None:
+    async def clean_up(self) -> bool:
         if await _is_pouchdb_server(self.db.couch):
             # pouchdb-server's _view_cleanup keeps an index while some design document has a
             # view of the same *name*, and it never learns that the real id now uses the
             # index built under the temporary id (it caches the index by its code): it would
             # drop the new index and keep the old one. Skipping it loses nothing there.
             logger.info("_view_cleanup skipped: pouchdb-server would drop the new index")
-            return
+            return False
         # Queries that read the old index when the swap happened finish before it goes.
         await asyncio.sleep(_CLEANUP_GRACE)
         await self.db.view_cleanup()
+        return True
 
     async def stage(self, doc: dict[str, Any], temp_id: str) -> None:
         try:
@@ -430,7 +426,7 @@ def _int_or_none(task: Mapping[str, Any] | None, key: str) -> int | None:
 async def _swap(db: tac.Database, doc: dict[str, Any], temp_id: str) -> None:
     for _ in range(_SWAP_ATTEMPTS):
         current = await _get_or_none(db, doc["_id"])
-        if _same_design(current, doc):
+        if design_matches(current, doc):
             return  # another installer swapped the same content in first
         rev = None if current is None else str(current["_rev"])
         try:

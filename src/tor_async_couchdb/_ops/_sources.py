@@ -26,6 +26,7 @@ from .._exceptions import InvalidInputError, ModelDefinitionError
 __all__ = [
     "InstallSpec",
     "Security",
+    "design_matches",
     "design_docs_from_folder",
     "models_from_module",
     "package_folder",
@@ -115,6 +116,14 @@ class InstallSpec:
         _check_unique(seeds, "seed document")
         sources = (*model_modules, *(str(f) for f in design_folders), *map(str, seed_folders))
         return cls(database, tuple(designs), tuple(seeds), security, sources)
+
+
+def design_matches(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    """Whether an installed design document holds what ``wanted`` says. Fields the server
+    adds (``_rev``) or that someone else added are not ours to judge."""
+    return current is not None and all(
+        current.get(key) == value for key, value in wanted.items() if key != "_id"
+    )
 
 
 def _model_design_docs(models: list[type[tac.Model]]) -> list[dict[str, Any]]:

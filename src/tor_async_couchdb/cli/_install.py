@@ -259,6 +259,13 @@ async def _install(
             f"(progress from {source})",
             markup=False,
         )
+    if report.warm_ups:
+        cleanup = (
+            "dropped the unused indexes"
+            if report.view_cleanup
+            else "skipped (this server would drop the index just built)"
+        )
+        out_console().print(f"_view_cleanup: {cleanup}", markup=False)
     return 0
 
 
