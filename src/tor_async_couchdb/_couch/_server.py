@@ -169,6 +169,14 @@ class CouchDB:
         answer: list[dict[str, Any]] = await self._engine.json("GET", "/_active_tasks")
         return answer
 
+    async def scheduler_docs(self) -> list[dict[str, Any]]:
+        """``GET /_scheduler/docs``: the state of every replication of the ``_replicator``
+        databases (CouchDB 3's scheduler). Raises :class:`NotFound` on a server without one
+        (pouchdb-server)."""
+        answer = await self._engine.json("GET", "/_scheduler/docs")
+        docs = answer.get("docs") if isinstance(answer, dict) else None
+        return [doc for doc in docs if isinstance(doc, dict)] if isinstance(docs, list) else []
+
     async def replicate(
         self,
         source: str | Mapping[str, Any],
