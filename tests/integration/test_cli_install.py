@@ -324,3 +324,23 @@ async def test_a_map_function_that_does_not_compile_leaves_the_old_view_answerin
     rows = [row async for row in db.view("by_color", "by_color", key="red")]
     assert [row["id"] for row in rows] == ["f1"]
     assert [d async for d in tac_design_ids(db)] == sorted([*MODEL_DESIGNS, "_design/by_color"])
+
+
+async def test_with_a_signing_key_ring_the_write_guard_is_installed_and_seeds_are_signed(
+    couch: tac.CouchDB, couch_server: CouchServer, workdir: Path, dbname: str
+) -> None:
+    secret = tac.KeyRing.generate_secret()
+    ring = {"active": "k1", "keys": {"k1": secret}}
+    (workdir / "keyring.json").write_text(json.dumps(ring), encoding="utf-8")
+    result = install(couch_server, workdir, dbname, "--signing-keyring", "keyring.json")
+    assert result.code == 0, result
+    assert secret not in result.out + result.err  # never printed
+    db = couch.database(dbname)
+    guard = await db.get_doc(tac.validate_doc_update_design()["_id"])
+    assert "validate_doc_update" in guard
+    signature = tac.Protection.from_keyring(tac.KeyRing.from_mapping(ring)).signature
+    for seed_id in ("color-red", "color-green", "settings"):
+        assert signature.verify(await db.get_doc(seed_id))["_id"] == seed_id
+    again = install(couch_server, workdir, dbname, "--signing-keyring", "keyring.json")
+    assert again.code == 0, again
+    assert again.json()["counts"]["created"] == 0

@@ -22,6 +22,7 @@ from typing import Any
 import tor_async_couchdb as tac
 
 from .._exceptions import InvalidInputError, ModelDefinitionError
+from .._protect import SignatureCodec, validate_doc_update_design
 
 __all__ = [
     "InstallSpec",
@@ -97,11 +98,17 @@ class InstallSpec:
         design_folders: Sequence[Traversable] = (),
         seed_folders: Sequence[Traversable] = (),
         security: Security | None = None,
+        signature: SignatureCodec | None = None,
     ) -> InstallSpec:
         """Read and validate every source. Raises :class:`InvalidInputError` for a module that
         does not import, a file that is not valid JSON (naming file and line) or not a valid
         document, or two sources giving one document id. (The database name is checked by
         ``couch.database``, before any request.)
+
+        With ``signature`` (the signing codec of the service's key ring: signing is
+        configured), the server-side write guard is installed too (a ``validate_doc_update``
+        design document refusing unsigned writes by non-admin users) and every seed document is
+        signed, as the service's own writes are.
         """
         all_models = [*models]
         for module in model_modules:
@@ -112,6 +119,9 @@ class InstallSpec:
         seeds: list[dict[str, Any]] = []
         for folder in seed_folders:
             seeds += seed_docs_from_folder(folder)
+        if signature is not None:
+            designs.append(validate_doc_update_design())
+            seeds = [signature.sign(seed) for seed in seeds]
         _check_unique(designs, "design document")
         _check_unique(seeds, "seed document")
         sources = (*model_modules, *(str(f) for f in design_folders), *map(str, seed_folders))

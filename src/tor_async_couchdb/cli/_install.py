@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .. import ops
+from .. import KeyRing, Protection, ops
 from ._common import (
     EXIT_FAILED,
     Connection,
@@ -74,6 +74,16 @@ def source_options(command: F) -> F:
             metavar="PACKAGE:FOLDER",
             help="Folder of seed documents inside an installed Python package.",
         ),
+        click.option(
+            "--signing-keyring",
+            "signing_keyring",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            metavar="FILE",
+            help="The service's key ring (JSON): signing is configured, so the server-side "
+            "write guard is installed and seed documents are signed. Its secrets are never "
+            "printed.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -109,17 +119,29 @@ def _spec(database: str, sources: dict[str, Any], security: ops.Security | None)
     folders = [*sources["design_dirs"]]
     folders += [ops.package_folder(spec) for spec in sources["design_packages"]]
     seeds = [*sources["seed_dirs"]] + [ops.package_folder(s) for s in sources["seed_packages"]]
+    keyring = sources.get("signing_keyring")
+    signature = None
+    if keyring is not None:
+        signature = Protection.from_keyring(KeyRing.from_file(keyring)).signature
     return ops.InstallSpec.build(
         database,
         model_modules=sources["model_modules"],
         design_folders=folders,
         seed_folders=seeds,
         security=security,
+        signature=signature,
     )
 
 
 def _pop_sources(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model_modules", "design_dirs", "design_packages", "seed_dirs", "seed_packages")
+    keys = (
+        "model_modules",
+        "design_dirs",
+        "design_packages",
+        "seed_dirs",
+        "seed_packages",
+        "signing_keyring",
+    )
     return {key: kwargs.pop(key) for key in keys}
 
 
