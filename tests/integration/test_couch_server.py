@@ -10,6 +10,7 @@ import pytest
 
 import tor_async_couchdb as tac
 from conftest import unique_db_name
+from support.eventually import eventually
 from tor_async_couchdb.testing import CouchServer
 
 
@@ -62,6 +63,12 @@ async def test_ten_concurrent_creators_all_succeed(couch: tac.CouchDB) -> None:
 
 async def test_security_and_maintenance(db: tac.Database) -> None:
     await db.set_security(admins={"names": ["boss"], "roles": []}, members={"roles": ["staff"]})
+
+    async def applied() -> bool:  # (at once on one node; a cluster's nodes may lag)
+        security = await db.security()
+        return bool(security.get("admins", {}).get("names") == ["boss"])
+
+    await eventually(applied)
     security = await db.security()
     assert security["admins"]["names"] == ["boss"]
     assert security["members"]["roles"] == ["staff"]

@@ -13,6 +13,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import tor_async_couchdb as tac
+from support.eventually import views_caught_up
 
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
@@ -213,6 +214,7 @@ async def test_tombstoned_models_are_kept_but_left_out_of_queries(store: tac.Dat
     live = await store.save(fruit("a", color=Color.BLUE))
     gone = await store.tombstone(await store.save(fruit("b", color=Color.BLUE)))
     assert gone.tombstone
+    await views_caught_up(store, Fruit, [live, gone])
     assert (await store.get(Fruit, gone.id or "")).tombstone
     assert [f.id for f in await collect(store.query(Fruit, color=Color.BLUE))] == [live.id]
     everything = store.query(Fruit, color=Color.BLUE, include_tombstoned=True)
@@ -222,6 +224,7 @@ async def test_tombstoned_models_are_kept_but_left_out_of_queries(store: tac.Dat
     assert [f.id async for f in found] == [live.id]
     again = await store.tombstone(live, retry=tac.ConflictRetry.immediate(2))
     assert again.tombstone
+    await views_caught_up(store, Fruit, [again, gone])
     assert await collect(store.all(Fruit)) == []
 
 
@@ -269,7 +272,9 @@ async def orchard(store: tac.Database) -> list[Fruit]:
         for n in range(1, 4)
         for m in range(4)
     ]
-    return [result.unwrap() for result in await store.save_many(models)]
+    saved = [result.unwrap() for result in await store.save_many(models)]
+    await views_caught_up(store, Fruit, saved)
+    return saved
 
 
 async def test_query_exact_values(store: tac.Database, orchard: list[Fruit]) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 import tor_async_couchdb as tac
 from conftest import unique_db_name
+from support.eventually import views_caught_up
 from tor_async_couchdb._couch import Database as RawDatabase
 
 
@@ -187,25 +188,30 @@ async def _get_many(c: Codecs) -> tuple[list[str], list[tac.Model]]:
     return [], [n async for n in c.db.get_many(Note, ids)]
 
 
+async def _visible(c: Codecs, doc_id: str) -> None:
+    """Wait until every view of Note shows ``doc_id`` (a cluster's copies may lag a write)."""
+    await views_caught_up(c.db, Note, [await c.db.get(Note, doc_id)])
+
+
 async def _query(c: Codecs) -> tuple[list[str], list[tac.Model]]:
-    await _raw_note(c, "findme")
+    await _visible(c, await _raw_note(c, "findme"))
     found: list[tac.Model] = [n async for n in c.db.query(Note, text="findme")]
     assert [n.text for n in found if isinstance(n, Note)] == ["findme"]
     return [], found
 
 
 async def _query_range(c: Codecs) -> tuple[list[str], list[tac.Model]]:
-    await _raw_note(c, "ranged")
+    await _visible(c, await _raw_note(c, "ranged"))
     return [], [n async for n in c.db.query_range(Note, "n", start=1, end=1)]
 
 
 async def _most_recent(c: Codecs) -> tuple[list[str], list[tac.Model]]:
-    await _raw_note(c, "recent")
+    await _visible(c, await _raw_note(c, "recent"))
     return [], await c.db.most_recent(Note, "n")
 
 
 async def _all(c: Codecs) -> tuple[list[str], list[tac.Model]]:
-    await _raw_note(c, "every")
+    await _visible(c, await _raw_note(c, "every"))
     return [], [n async for n in c.db.all(Note)]
 
 
