@@ -20,6 +20,7 @@ from ._couch import BulkResult, ClientStats, InsecureTLSWarning, RequestRecord
 from ._exceptions import (
     BadRequest,
     ClientClosedError,
+    ConfigurationError,
     Conflict,
     ConnectError,
     ConnectionLost,
@@ -97,6 +98,7 @@ __all__ = [
     "BulkResult",
     "ClientClosedError",
     "ClientStats",
+    "ConfigurationError",
     "Conflict",
     "ConflictRetry",
     "ConnectError",

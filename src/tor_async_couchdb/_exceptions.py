@@ -31,7 +31,8 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   ├── NotJSONError          a value that cannot be encoded as JSON
     │   ├── UnknownIndexError     a model has no index of that name (also a KeyError)
     │   ├── ModelValidationError  a model's values (or a stored document's) fail its field types
-    │   └── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
+    │   ├── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
+    │   └── ConfigurationError    a client setting that cannot be used (a CA or certificate file)
     ├── ClientClosedError         the client was used after ``aclose()``
     ├── ModelDefinitionError      a model class declared wrongly (also a builtin TypeError)
     └── ProtectionError           hashing, encryption or signing refused a document
@@ -59,6 +60,7 @@ from __future__ import annotations
 __all__ = [
     "BadRequest",
     "ClientClosedError",
+    "ConfigurationError",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
@@ -447,3 +449,9 @@ class UnsignableDocument(ProtectionError, InvalidInputError):
     """A document the signature's canonical form (RFC 8785 JCS) cannot hold, e.g. an integer
     beyond 2^53 that JSON readers in other languages would round. Raised before any write.
     Also an :class:`InvalidInputError` (a builtin :class:`ValueError`)."""
+
+
+class ConfigurationError(InvalidInputError):
+    """A client setting that cannot be used, named in the message: a CA file or client
+    certificate (or key) that is missing, unreadable or not a PEM certificate. Raised when the
+    client is made, before any request. Also an :class:`InvalidInputError` (a ``ValueError``)."""
