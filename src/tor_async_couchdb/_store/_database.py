@@ -24,6 +24,7 @@ from .._couch import BulkResult
 from .._couch import Database as RawDatabase
 from .._exceptions import InvalidInputError, NotFound, WriteNotConfirmed
 from .._models import Index, Model, design_docs
+from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, with_rev
 from ._migrate import MigrationProgress, Progress, migrate
 from ._queries import (
@@ -71,7 +72,7 @@ class Database(RawDatabase):
     Every model read and write goes through the handle's :class:`Mapper` and its codecs.
     """
 
-    __slots__ = ("_copies", "_mapper")
+    __slots__ = ("_copies", "_hot", "_mapper")
 
     def __init__(
         self,
@@ -80,12 +81,16 @@ class Database(RawDatabase):
         *,
         mapper: Mapper | None = None,
         copies: dict[str, int] | None = None,
+        hot: HotDocuments | None = None,
     ) -> None:
         super().__init__(couch, name)
         self._mapper = mapper if mapper is not None else Mapper()
         # The number of copies of each database of the client (its ``n``): shared by the
         # handles of one client, so that it is asked once.
         self._copies = copies if copies is not None else {}
+        # The update queues of hot documents: shared by the handles of one client too, so
+        # that every updater of a document in this process joins one queue.
+        self._hot = hot if hot is not None else HotDocuments()
 
     @property
     def mapper(self) -> Mapper:
@@ -246,20 +251,52 @@ class Database(RawDatabase):
     ) -> M:
         """Read ``doc_id``, apply ``change`` (a function, or coroutine function, from the
         current model to the new one) and save the result; on :class:`Conflict` read and apply
-        again, per ``retry`` (``ConflictRetry()`` by default). Returns the saved model.
+        again, per ``retry`` (``ConflictRetry()`` by default: backoff with jitter). Returns the
+        saved model.
+
+        Concurrent updates of one document through one client are coalesced (a hot
+        document): their changes queue on the document and are applied in order to one read,
+        then written once (:mod:`._hot`). The model returned is then the one the batch saved:
+        it holds this change and those of the updaters queued after it, and its rev is the
+        document's. A change that raises fails only its own caller.
 
         ``change`` may run several times: keep it free of other side effects. Raises
         :class:`Conflict` when the retries are used up, :class:`NotFound`, and what
         :meth:`get` and :meth:`save` raise.
         """
+        policy = retry if retry is not None else ConflictRetry()
 
-        async def attempt(_: int) -> M:
+        async def applied(current: Any) -> Any:
+            return await _apply(change, current)
+
+        async def run(batch: Batch) -> Model | None:
+            return await self._update_batch(model, doc_id, batch, policy)
+
+        saved = await self._hot.update(
+            (self.name, doc_id), (self._mapper, model, policy), applied, run
+        )
+        return cast("M", saved)
+
+    async def _update_batch(
+        self, model: type[M], doc_id: str, batch: Batch, policy: ConflictRetry
+    ) -> M | None:
+        """One read and one write of the changes of ``batch`` (None if every change failed),
+        retried as a whole on :class:`Conflict`."""
+
+        async def attempt(_: int) -> M | None:
             current = await self._current(model, doc_id)
-            changed = await _apply(change, current)
-            # The id and rev are the read document's; saving validates the whole model.
-            return await self._save_as(changed, id=doc_id, rev=current.rev)
 
-        return await retry_conflicts(retry if retry is not None else ConflictRetry(), attempt)
+            def check(changed: Model) -> Model:
+                # Each change is checked on its own, so that a bad one fails its own caller.
+                return checked_doc(changed, id=doc_id, rev=current.rev)[1]
+
+            changed = await batch.apply(current, check)
+            if changed is None:
+                return None
+            # The id and rev are the read document's; saving validates the whole model.
+            return await self._save_as(cast("M", changed), id=doc_id, rev=current.rev)
+
+        return await retry_conflicts(policy, attempt)
 
     async def save_many(self, models: Sequence[M], *, chunk_size: int = 500) -> list[SaveResult[M]]:
         """Save many models through ``_bulk_docs``, ``chunk_size`` per request; one
