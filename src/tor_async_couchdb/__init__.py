@@ -19,6 +19,7 @@ from ._config import (
 from ._couch import BulkResult, ClientStats, InsecureTLSWarning, RequestRecord
 from ._exceptions import (
     BadRequest,
+    BulkWriteError,
     ClientClosedError,
     ConfigurationError,
     Conflict,
@@ -96,6 +97,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "BulkResult",
+    "BulkWriteError",
     "ClientClosedError",
     "ClientStats",
     "ConfigurationError",

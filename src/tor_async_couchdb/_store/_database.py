@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from .._config import DEFAULT_PAGE_SIZE, ConflictRetry
 from .._couch import BulkResult
 from .._couch import Database as RawDatabase
-from .._exceptions import InvalidInputError, NotFound, WriteNotConfirmed
+from .._exceptions import (
+    BulkWriteError,
+    HTTPStatusError,
+    InvalidInputError,
+    NotFound,
+    TransportError,
+    WriteNotConfirmed,
+)
 from .._models import Index, Model, design_docs
 from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, with_rev
@@ -62,6 +69,25 @@ async def _apply(change: Change[M], current: M) -> M:
             f"not {type(changed).__name__} (model_copy(update=...) makes one)"
         )
     return changed
+
+
+def _part_way(
+    results: list[SaveResult[M]],
+    chunk: Sequence[tuple[Any, M]],
+    rest: Sequence[tuple[Any, M]],
+    error: Exception,
+) -> BulkWriteError:
+    """The error of a ``save_many`` whose chunk ``chunk`` failed as a whole: the models keep
+    the ids they were sent with, so that saving them again cannot duplicate one."""
+    unknown = [model for _, model in chunk]
+    unsent = [model for _, model in rest]
+    return BulkWriteError(
+        f"save_many failed part-way: {len(results)} results known, {len(unknown)} models "
+        f"of unknown outcome, {len(unsent)} not sent ({error})",
+        results=results,
+        unknown=unknown,
+        unsent=unsent,
+    )
 
 
 class Database(RawDatabase):
@@ -306,7 +332,8 @@ class Database(RawDatabase):
         :class:`ModelValidationError` (or :class:`NotJSONError`) and nothing is written. Two
         models with the same id raise :class:`InvalidInputError`. Per-document failures (a
         stale rev: :class:`Conflict`) are results, not exceptions; a request that fails as a
-        whole raises, leaving earlier chunks written.
+        whole (the server died part-way) raises :class:`BulkWriteError`, which says what was
+        saved, what is unknown and what was not sent (saving those again is safe: see there).
         """
         if chunk_size < 1:
             raise InvalidInputError("chunk_size must be at least 1")
@@ -321,9 +348,15 @@ class Database(RawDatabase):
         results: list[SaveResult[M]] = []
         for start in range(0, len(checked), chunk_size):
             chunk = checked[start : start + chunk_size]
-            answers = await self.bulk_docs([doc for doc, _ in chunk])
-            for (_, saved), answer in zip(chunk, answers, strict=True):
-                results.append(await self._bulk_saved(saved, answer, copies))
+            try:
+                answers = await self.bulk_docs([doc for doc, _ in chunk])
+                chunk_results = [
+                    await self._bulk_saved(saved, answer, copies)
+                    for (_, saved), answer in zip(chunk, answers, strict=True)
+                ]
+            except (TransportError, HTTPStatusError) as error:
+                raise _part_way(results, chunk, checked[start + chunk_size :], error) from error
+            results.extend(chunk_results)
         return results
 
     async def _bulk_saved(self, saved: M, answer: BulkResult, copies: int) -> SaveResult[M]:
