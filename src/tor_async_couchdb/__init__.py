@@ -77,7 +77,7 @@ from ._models import (
     upgrade,
     view_location,
 )
-from ._store import CouchDB, Database, Mapper, MigrationProgress, SaveResult
+from ._store import BuildProgress, CouchDB, Database, Mapper, MigrationProgress, SaveResult
 from ._transport import (
     MockRequest,
     MockStreamResponse,
@@ -96,6 +96,7 @@ __all__ = [
     "BadRequest",
     "BasicAuth",
     "BearerAuth",
+    "BuildProgress",
     "BulkResult",
     "BulkWriteError",
     "ClientClosedError",

@@ -31,6 +31,7 @@ from .._exceptions import (
     WriteNotConfirmed,
 )
 from .._models import Index, Model, design_docs
+from ._build import ViewProgress, build_views
 from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, with_rev
 from ._migrate import MigrationProgress, Progress, migrate
@@ -630,17 +631,29 @@ class Database(RawDatabase):
 
     # -- design documents --------------------------------------------------------------------
 
-    async def install_views(self, *models: type[Model]) -> list[str]:
+    async def install_views(
+        self,
+        *models: type[Model],
+        build: bool = False,
+        progress: ViewProgress | None = None,
+    ) -> list[str]:
         """Put the design documents of ``models`` (:func:`design_docs`), creating the missing
         ones and updating those whose views or language differ; the others are not touched,
         so their indexes are not rebuilt. Returns the ids of the design documents written.
-        Raises :class:`ModelDefinitionError` for a wrong set of models.
+
+        With ``build``, the views of the design documents written are queried once each
+        before returning, so that their indexes are built now and not in the first query of a
+        user (which then answers at once, also with ``update="false"``); ``progress`` (a
+        function or coroutine function) is called with a :class:`BuildProgress` after each
+        view. Raises :class:`ModelDefinitionError` for a wrong set of models.
         """
         written = []
         for doc in design_docs(models):
             if await self._put_design_doc(doc):
-                written.append(str(doc["_id"]))
-        return written
+                written.append(doc)
+        if build:
+            await build_views(self, written, progress)
+        return [str(doc["_id"]) for doc in written]
 
     async def _put_design_doc(self, doc: dict[str, Any]) -> bool:
         async def attempt(_: int) -> bool:
