@@ -63,7 +63,8 @@ class Batch:
                 current = check(await waiter.change(current))
             except Exception as error:  # the caller's own error, not the batch's
                 self.waiters.remove(waiter)
-                waiter.future.set_exception(error)
+                if not waiter.future.done():  # (its caller may be cancelled meanwhile)
+                    waiter.future.set_exception(error)
             else:
                 applied = True
         return current if applied else None
