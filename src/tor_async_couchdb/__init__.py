@@ -19,7 +19,9 @@ from ._config import (
 from ._couch import BulkResult, ClientStats, InsecureTLSWarning, RequestRecord
 from ._exceptions import (
     BadRequest,
+    BulkWriteError,
     ClientClosedError,
+    ConfigurationError,
     Conflict,
     ConnectError,
     ConnectionLost,
@@ -103,7 +105,7 @@ from ._protect import (
     security_object,
     validate_doc_update_design,
 )
-from ._store import CouchDB, Database, Mapper, MigrationProgress, SaveResult
+from ._store import BuildProgress, CouchDB, Database, Mapper, MigrationProgress, SaveResult
 from ._transport import (
     MockRequest,
     MockStreamResponse,
@@ -123,9 +125,12 @@ __all__ = [
     "BadRequest",
     "BasicAuth",
     "BearerAuth",
+    "BuildProgress",
     "BulkResult",
+    "BulkWriteError",
     "ClientClosedError",
     "ClientStats",
+    "ConfigurationError",
     "Conflict",
     "ConflictRetry",
     "ConnectError",

@@ -31,8 +31,10 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   ├── NotJSONError          a value that cannot be encoded as JSON
     │   ├── UnknownIndexError     a model has no index of that name (also a KeyError)
     │   ├── ModelValidationError  a model's values (or a stored document's) fail its field types
-    │   └── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
+    │   ├── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
+    │   └── ConfigurationError    a client setting that cannot be used (a CA or certificate file)
     ├── ClientClosedError         the client was used after ``aclose()``
+    ├── BulkWriteError            a bulk save failed part-way: what was saved, what is unknown
     ├── ModelDefinitionError      a model class declared wrongly (also a builtin TypeError)
     └── ProtectionError           hashing, encryption or signing refused a document
         ├── TamperedDocument      a stored document fails its signature or its ciphertexts
@@ -56,9 +58,14 @@ the *redacted* URL (no credentials, ever) of the request that failed, where ther
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "BadRequest",
+    "BulkWriteError",
     "ClientClosedError",
+    "ConfigurationError",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
@@ -447,3 +454,41 @@ class UnsignableDocument(ProtectionError, InvalidInputError):
     """A document the signature's canonical form (RFC 8785 JCS) cannot hold, e.g. an integer
     beyond 2^53 that JSON readers in other languages would round. Raised before any write.
     Also an :class:`InvalidInputError` (a builtin :class:`ValueError`)."""
+
+
+class ConfigurationError(InvalidInputError):
+    """A client setting that cannot be used, named in the message: a CA file or client
+    certificate (or key) that is missing, unreadable or not a PEM certificate. Raised when the
+    client is made, before any request. Also an :class:`InvalidInputError` (a ``ValueError``)."""
+
+
+class BulkWriteError(CouchError):
+    """A bulk save (``save_many``) whose request failed as a whole part-way (the server died,
+    the connection broke): what is known of each model, with the transport (or status) error
+    as ``__cause__``.
+
+    - ``results``: the :class:`SaveResult` of every model of the chunks whose answer arrived,
+      in order: saved (and, on a cluster, confirmed as for ``save``) or rejected (a
+      :class:`Conflict`...), as ``save_many`` would have returned them;
+    - ``unknown``: the models of the chunk whose answer was lost: written, partly written or
+      not written at all; each carries the id it was sent with;
+    - ``unsent``: the models of the later chunks, never sent (so not written).
+
+    Finishing the job is ``save_many(error.unknown + error.unsent)``, and it cannot make
+    duplicates: the ids were made by the client (time-ordered, :func:`new_id`) and are kept,
+    so a model that was written after all comes back as a :class:`Conflict` result (a second
+    create of an existing id is a 409), which ``get`` can then read back.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: Sequence[Any],
+        unknown: Sequence[Any],
+        unsent: Sequence[Any],
+    ) -> None:
+        super().__init__(message)
+        self.results = list(results)
+        self.unknown = list(unknown)
+        self.unsent = list(unsent)

@@ -423,7 +423,8 @@ async def test_concurrent_updates_all_count(store: tac.Database) -> None:
     final = await store.get(Fruit, counter.id or "")
     assert final.counter == 50
     assert final.rev is not None
-    assert final.rev.startswith("51-")
+    # Updates of one document through one client are combined: far fewer than 50 writes.
+    assert int(final.rev.split("-")[0]) < 51
 
 
 async def test_update_takes_async_changes(store: tac.Database) -> None:

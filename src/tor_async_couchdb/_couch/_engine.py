@@ -21,6 +21,7 @@ from urllib.parse import unquote
 from .._config import Auth, BasicAuth, BearerAuth, RetryPolicy, SessionAuth, Timeouts, TokenAuth
 from .._exceptions import (
     ClientClosedError,
+    ConfigurationError,
     ConnectError,
     ConnectionLost,
     ConnectTimeout,
@@ -90,7 +91,13 @@ class _Counters:
 
 
 def ssl_context(verify: bool | str, client_cert: str | tuple[str, str] | None) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    """The TLS context of a client. Raises :class:`ConfigurationError` naming the file for a CA
+    file or client certificate (or key) that is missing, unreadable or not PEM."""
+    cafile = verify if isinstance(verify, str) else None
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as error:
+        raise _unusable("CA file", cafile, error) from error
     if verify is False:
         warnings.warn(
             "TLS certificate verification is off: the connection can be intercepted",
@@ -99,11 +106,20 @@ def ssl_context(verify: bool | str, client_cert: str | tuple[str, str] | None) -
         )
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if isinstance(client_cert, tuple):
-        context.load_cert_chain(client_cert[0], client_cert[1])
-    elif client_cert is not None:
-        context.load_cert_chain(client_cert)
+    cert, key = client_cert if isinstance(client_cert, tuple) else (client_cert, None)
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as error:
+            named = cert if key is None else f"{cert} (key {key})"
+            raise _unusable("client certificate", named, error) from error
     return context
+
+
+def _unusable(what: str, path: str | None, error: Exception) -> ConfigurationError:
+    # ssl's own messages ("[X509] PEM lib") do not say which file; OSError's name it.
+    why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return ConfigurationError(f"the {what} {path!r} cannot be used: {why}")
 
 
 def auth_from(

@@ -1,10 +1,20 @@
 """The store: persistence of models. Its ``CouchDB`` and ``Database`` extend the raw layer's by
 subclassing; its mapper is the one seam between documents and models, where codecs run."""
 
+from ._build import BuildProgress
 from ._client import CouchDB
 from ._database import Change, Database
 from ._mapper import Codec, Mapper
 from ._migrate import MigrationProgress
 from ._results import SaveResult
 
-__all__ = ["Change", "Codec", "CouchDB", "Database", "Mapper", "MigrationProgress", "SaveResult"]
+__all__ = [
+    "BuildProgress",
+    "Change",
+    "Codec",
+    "CouchDB",
+    "Database",
+    "Mapper",
+    "MigrationProgress",
+    "SaveResult",
+]

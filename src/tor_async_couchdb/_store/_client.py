@@ -11,6 +11,7 @@ from .._couch import RequestRecord
 from .._couch._urls import check_db_name
 from .._transport import Transport
 from ._database import Database
+from ._hot import HotDocuments
 from ._mapper import Codec, Mapper
 
 __all__ = ["CouchDB"]
@@ -41,6 +42,7 @@ class CouchDB(RawCouchDB):
     ) -> None:
         self._mapper = Mapper(codecs)  # checked before any connection exists
         self._copies: dict[str, int] = {}
+        self._hot = HotDocuments()
         super().__init__(
             url,
             auth=auth,
@@ -57,4 +59,6 @@ class CouchDB(RawCouchDB):
         """A handle of database ``name`` (no I/O), with models. ``codecs`` replaces the
         client's codecs for this handle. Raises :class:`InvalidNameError`."""
         mapper = self._mapper if codecs is None else Mapper(codecs)
-        return Database(self, check_db_name(name), mapper=mapper, copies=self._copies)
+        return Database(
+            self, check_db_name(name), mapper=mapper, copies=self._copies, hot=self._hot
+        )

@@ -22,8 +22,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from .._config import DEFAULT_PAGE_SIZE, ConflictRetry
 from .._couch import BulkResult
 from .._couch import Database as RawDatabase
-from .._exceptions import InvalidInputError, NotFound, WriteNotConfirmed
+from .._exceptions import (
+    BulkWriteError,
+    HTTPStatusError,
+    InvalidInputError,
+    NotFound,
+    TransportError,
+    WriteNotConfirmed,
+)
 from .._models import Index, Model, design_docs
+from ._build import ViewProgress, build_views
+from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, with_rev
 from ._migrate import MigrationProgress, Progress, migrate
 from ._queries import (
@@ -63,6 +72,25 @@ async def _apply(change: Change[M], current: M) -> M:
     return changed
 
 
+def _part_way(
+    results: list[SaveResult[M]],
+    chunk: Sequence[tuple[Any, M]],
+    rest: Sequence[tuple[Any, M]],
+    error: Exception,
+) -> BulkWriteError:
+    """The error of a ``save_many`` whose chunk ``chunk`` failed as a whole: the models keep
+    the ids they were sent with, so that saving them again cannot duplicate one."""
+    unknown = [model for _, model in chunk]
+    unsent = [model for _, model in rest]
+    return BulkWriteError(
+        f"save_many failed part-way: {len(results)} results known, {len(unknown)} models "
+        f"of unknown outcome, {len(unsent)} not sent ({error})",
+        results=results,
+        unknown=unknown,
+        unsent=unsent,
+    )
+
+
 class Database(RawDatabase):
     """A handle of one database, with models: the raw document API of
     :class:`tor_async_couchdb._couch.Database` (``get_doc``, ``put_doc``, ``view``...) plus
@@ -71,7 +99,7 @@ class Database(RawDatabase):
     Every model read and write goes through the handle's :class:`Mapper` and its codecs.
     """
 
-    __slots__ = ("_copies", "_mapper")
+    __slots__ = ("_copies", "_hot", "_mapper")
 
     def __init__(
         self,
@@ -80,12 +108,16 @@ class Database(RawDatabase):
         *,
         mapper: Mapper | None = None,
         copies: dict[str, int] | None = None,
+        hot: HotDocuments | None = None,
     ) -> None:
         super().__init__(couch, name)
         self._mapper = mapper if mapper is not None else Mapper()
         # The number of copies of each database of the client (its ``n``): shared by the
         # handles of one client, so that it is asked once.
         self._copies = copies if copies is not None else {}
+        # The update queues of hot documents: shared by the handles of one client too, so
+        # that every updater of a document in this process joins one queue.
+        self._hot = hot if hot is not None else HotDocuments()
 
     @property
     def mapper(self) -> Mapper:
@@ -246,20 +278,52 @@ class Database(RawDatabase):
     ) -> M:
         """Read ``doc_id``, apply ``change`` (a function, or coroutine function, from the
         current model to the new one) and save the result; on :class:`Conflict` read and apply
-        again, per ``retry`` (``ConflictRetry()`` by default). Returns the saved model.
+        again, per ``retry`` (``ConflictRetry()`` by default: backoff with jitter). Returns the
+        saved model.
+
+        Concurrent updates of one document through one client are coalesced (a hot
+        document): their changes queue on the document and are applied in order to one read,
+        then written once (:mod:`._hot`). The model returned is then the one the batch saved:
+        it holds this change and those of the updaters queued after it, and its rev is the
+        document's. A change that raises fails only its own caller.
 
         ``change`` may run several times: keep it free of other side effects. Raises
         :class:`Conflict` when the retries are used up, :class:`NotFound`, and what
         :meth:`get` and :meth:`save` raise.
         """
+        policy = retry if retry is not None else ConflictRetry()
 
-        async def attempt(_: int) -> M:
+        async def applied(current: Any) -> Any:
+            return await _apply(change, current)
+
+        async def run(batch: Batch) -> Model | None:
+            return await self._update_batch(model, doc_id, batch, policy)
+
+        saved = await self._hot.update(
+            (self.name, doc_id), (self._mapper, model, policy), applied, run
+        )
+        return cast("M", saved)
+
+    async def _update_batch(
+        self, model: type[M], doc_id: str, batch: Batch, policy: ConflictRetry
+    ) -> M | None:
+        """One read and one write of the changes of ``batch`` (None if every change failed),
+        retried as a whole on :class:`Conflict`."""
+
+        async def attempt(_: int) -> M | None:
             current = await self._current(model, doc_id)
-            changed = await _apply(change, current)
-            # The id and rev are the read document's; saving validates the whole model.
-            return await self._save_as(changed, id=doc_id, rev=current.rev)
 
-        return await retry_conflicts(retry if retry is not None else ConflictRetry(), attempt)
+            def check(changed: Model) -> Model:
+                # Each change is checked on its own, so that a bad one fails its own caller.
+                return checked_doc(changed, id=doc_id, rev=current.rev)[1]
+
+            changed = await batch.apply(current, check)
+            if changed is None:
+                return None
+            # The id and rev are the read document's; saving validates the whole model.
+            return await self._save_as(cast("M", changed), id=doc_id, rev=current.rev)
+
+        return await retry_conflicts(policy, attempt)
 
     async def save_many(self, models: Sequence[M], *, chunk_size: int = 500) -> list[SaveResult[M]]:
         """Save many models through ``_bulk_docs``, ``chunk_size`` per request; one
@@ -269,7 +333,8 @@ class Database(RawDatabase):
         :class:`ModelValidationError` (or :class:`NotJSONError`) and nothing is written. Two
         models with the same id raise :class:`InvalidInputError`. Per-document failures (a
         stale rev: :class:`Conflict`) are results, not exceptions; a request that fails as a
-        whole raises, leaving earlier chunks written.
+        whole (the server died part-way) raises :class:`BulkWriteError`, which says what was
+        saved, what is unknown and what was not sent (saving those again is safe: see there).
         """
         if chunk_size < 1:
             raise InvalidInputError("chunk_size must be at least 1")
@@ -284,9 +349,15 @@ class Database(RawDatabase):
         results: list[SaveResult[M]] = []
         for start in range(0, len(checked), chunk_size):
             chunk = checked[start : start + chunk_size]
-            answers = await self.bulk_docs([doc for doc, _ in chunk])
-            for (_, saved), answer in zip(chunk, answers, strict=True):
-                results.append(await self._bulk_saved(saved, answer, copies))
+            try:
+                answers = await self.bulk_docs([doc for doc, _ in chunk])
+                chunk_results = [
+                    await self._bulk_saved(saved, answer, copies)
+                    for (_, saved), answer in zip(chunk, answers, strict=True)
+                ]
+            except (TransportError, HTTPStatusError) as error:
+                raise _part_way(results, chunk, checked[start + chunk_size :], error) from error
+            results.extend(chunk_results)
         return results
 
     async def _bulk_saved(self, saved: M, answer: BulkResult, copies: int) -> SaveResult[M]:
@@ -560,17 +631,29 @@ class Database(RawDatabase):
 
     # -- design documents --------------------------------------------------------------------
 
-    async def install_views(self, *models: type[Model]) -> list[str]:
+    async def install_views(
+        self,
+        *models: type[Model],
+        build: bool = False,
+        progress: ViewProgress | None = None,
+    ) -> list[str]:
         """Put the design documents of ``models`` (:func:`design_docs`), creating the missing
         ones and updating those whose views or language differ; the others are not touched,
         so their indexes are not rebuilt. Returns the ids of the design documents written.
-        Raises :class:`ModelDefinitionError` for a wrong set of models.
+
+        With ``build``, the views of the design documents written are queried once each
+        before returning, so that their indexes are built now and not in the first query of a
+        user (which then answers at once, also with ``update="false"``); ``progress`` (a
+        function or coroutine function) is called with a :class:`BuildProgress` after each
+        view. Raises :class:`ModelDefinitionError` for a wrong set of models.
         """
         written = []
         for doc in design_docs(models):
             if await self._put_design_doc(doc):
-                written.append(str(doc["_id"]))
-        return written
+                written.append(doc)
+        if build:
+            await build_views(self, written, progress)
+        return [str(doc["_id"]) for doc in written]
 
     async def _put_design_doc(self, doc: dict[str, Any]) -> bool:
         async def attempt(_: int) -> bool:
