@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._config import ConflictRetry
 from .._couch import Database as RawDatabase
-from .._exceptions import TransportTimeout
+from .._exceptions import NotFound, TransportTimeout
 from ._queries import closing
+from ._retry import retry_conflicts
 
-__all__ = ["BuildProgress", "ViewProgress", "build_views"]
+__all__ = ["BuildProgress", "ViewProgress", "build_views", "put_design_doc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,23 @@ class BuildProgress:
 
 
 ViewProgress = Callable[[BuildProgress], object]
+
+
+async def put_design_doc(db: RawDatabase, doc: dict[str, Any]) -> bool:
+    """Put design document ``doc`` unless the one stored holds it already; True if written.
+    A conflict means another installer got there first: compare with what it wrote."""
+
+    async def attempt(_: int) -> bool:
+        try:
+            current: dict[str, Any] | None = await db.get_doc(doc["_id"])
+        except NotFound:
+            current = None
+        if current is not None and all(current.get(k) == v for k, v in doc.items()):
+            return False
+        await db.put_doc(dict(doc) if current is None else {**doc, "_rev": current["_rev"]})
+        return True
+
+    return await retry_conflicts(ConflictRetry.immediate(3), attempt, note=False)
 
 
 async def build_views(

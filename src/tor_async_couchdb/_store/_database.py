@@ -14,6 +14,7 @@ database itself is dropped by :meth:`~tor_async_couchdb._couch.Database.delete_d
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from .._exceptions import (
     WriteNotConfirmed,
 )
 from .._models import Index, Model, design_docs
-from ._build import ViewProgress, build_views
+from ._build import ViewProgress, build_views, put_design_doc
 from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, with_rev
 from ._migrate import MigrationProgress, Progress, migrate
@@ -47,7 +48,7 @@ from ._queries import (
     under,
     view_of,
 )
-from ._quorum import confirm_write, settle_siblings
+from ._quorum import confirm_write, current_settled
 from ._results import SaveResult
 from ._retry import retry_conflicts
 
@@ -165,9 +166,7 @@ class Database(RawDatabase):
         return rev
 
     async def _confirm(self, model: type[Model], doc_id: str, rev: str, copies: int) -> None:
-        def withdraw(leaf: str) -> dict[str, Any]:
-            return self._mapper.deletion(model, doc_id, leaf)
-
+        withdraw = functools.partial(self._mapper.deletion, model, doc_id)
         await confirm_write(self, doc_id, rev, copies=copies, withdraw=withdraw)
 
     async def _current(self, model: type[M], doc_id: str) -> M:
@@ -175,14 +174,8 @@ class Database(RawDatabase):
         copies = await self.copies()
         if copies == 1:
             return await self.get(model, doc_id)
-        doc = await self.get_doc(doc_id, conflicts=True)
-        if doc.get("_conflicts"):
-
-            def withdraw(leaf: str) -> dict[str, Any]:
-                return self._mapper.deletion(model, doc_id, leaf)
-
-            await settle_siblings(self, doc_id, copies=copies, withdraw=withdraw)
-            doc = await self.get_doc(doc_id)
+        withdraw = functools.partial(self._mapper.deletion, model, doc_id)
+        doc = await current_settled(self, doc_id, copies=copies, withdraw=withdraw)
         return self._mapper.model(model, doc)
 
     async def get(self, model: type[M], doc_id: str) -> M:
@@ -647,27 +640,10 @@ class Database(RawDatabase):
         function or coroutine function) is called with a :class:`BuildProgress` after each
         view. Raises :class:`ModelDefinitionError` for a wrong set of models.
         """
-        written = []
-        for doc in design_docs(models):
-            if await self._put_design_doc(doc):
-                written.append(doc)
+        written = [doc for doc in design_docs(models) if await put_design_doc(self, doc)]
         if build:
             await build_views(self, written, progress)
         return [str(doc["_id"]) for doc in written]
-
-    async def _put_design_doc(self, doc: dict[str, Any]) -> bool:
-        async def attempt(_: int) -> bool:
-            # After a conflict another installer got there first: compare with what it wrote.
-            try:
-                current: dict[str, Any] | None = await self.get_doc(doc["_id"])
-            except NotFound:
-                current = None
-            if current is not None and all(current.get(k) == v for k, v in doc.items()):
-                return False
-            await self.put_doc(dict(doc) if current is None else {**doc, "_rev": current["_rev"]})
-            return True
-
-        return await retry_conflicts(ConflictRetry.immediate(3), attempt, note=False)
 
     # -- migration ---------------------------------------------------------------------------
 

@@ -140,6 +140,18 @@ async def confirm_write(
         pause = min(pause * 2, 0.2)
 
 
+async def current_settled(
+    db: RawDatabase, doc_id: str, *, copies: int, withdraw: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
+    """The current document ``doc_id``, read for an update: with its conflicts, and, if it
+    has live siblings, once they are settled (:func:`settle_siblings`)."""
+    doc = await db.get_doc(doc_id, conflicts=True)
+    if doc.get("_conflicts"):
+        await settle_siblings(db, doc_id, copies=copies, withdraw=withdraw)
+        doc = await db.get_doc(doc_id)
+    return doc
+
+
 async def settle_siblings(
     db: RawDatabase,
     doc_id: str,
