@@ -19,7 +19,7 @@ import pytest
 
 import tor_async_couchdb as tac
 from conftest import unique_db_name
-from support.eventually import views_caught_up
+from support.eventually import eventually, views_caught_up
 from tor_async_couchdb._couch import Database as RawDatabase
 
 
@@ -173,6 +173,12 @@ async def _delete(c: Codecs) -> tuple[list[str], list[tac.Model]]:
 
 async def _migrate(c: Codecs) -> tuple[list[str], list[tac.Model]]:
     doc_id = await _raw_note(c, "old", version="1.0")
+    design, view = tac.view_location(Note)
+
+    async def in_the_all_view() -> bool:  # (at once on one node; a cluster's copies may lag)
+        return doc_id in [row["id"] async for row in c.db.view(design, view)]
+
+    await eventually(in_the_all_view)
     progress = await c.db.migrate(Note)
     assert progress.upgraded == 1
     assert (await _stored(c, doc_id))["type"] == "note_v1.1"
