@@ -42,13 +42,7 @@ async def read_changes(
     heartbeat: float = 10.0,
     params: Mapping[str, Any] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """A one-shot ``_changes`` request: the changes and the ``last_seq`` to resume from.
-
-    Sequences are opaque strings (never do arithmetic on them). ``longpoll=True`` waits
-    until there is at least one change after ``since``: up to ``timeout`` seconds where the
-    server honours it (CouchDB; pouchdb-server waits for a change), else for as long as the
-    server keeps sending a heartbeat every ``heartbeat`` seconds.
-    """
+    """What :meth:`Database.changes` does (its docstring says how): the one copy of it."""
     query = _changes_query(
         since=since,
         limit=limit,
@@ -151,19 +145,7 @@ async def follow_changes(
     max_reconnect_delay: float = 30.0,
     dedupe_window: int = 10_000,
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """A continuous ``_changes`` feed as an endless async iterator of changes.
-
-    The server sends an empty line every ``heartbeat`` seconds; silence for three
-    heartbeats counts as a dead connection. After a dropped connection or a transient
-    error the feed reconnects (with capped exponential backoff) and resumes from the last
-    sequence it yielded. No change is missed. On one node no change comes twice; a
-    cluster may send changes again after a reconnect (its sequences are per shard copy):
-    within one run, the feed drops a change whose id and revisions it already yielded
-    (remembering the last ``dedupe_window`` ids), so a consumer sees each change at least
-    once, and twice only if its id fell out of that window (see ``docs/clusters.md``).
-    Stop it with ``break`` or by cancelling the task; HTTP errors other than 5xx/429 end
-    it.
-    """
+    """What :meth:`Database.feed` does (its docstring says how): the one copy of it."""
     query = _changes_query(
         since=since,
         limit=None,

@@ -233,13 +233,7 @@ async def paged_find(
     conflicts: bool = False,
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> AsyncIterator[dict[str, Any]]:
-    """``POST /db/_find``: the matching documents, paged by ``bookmark`` in bounded memory.
-
-    Where the server gives no bookmark (pouchdb-server), a result larger than one page is
-    read again sorted by ``_id`` and paged by ``_id`` (greater than the last one seen); a
-    query with ``sort`` or ``use_index`` cannot be paged that way and raises
-    :class:`InvalidInputError` before yielding anything, unless it fits in one page.
-    """
+    """What :meth:`Database.find` does (its docstring says how): the one copy of it."""
     if page_size < 1:
         raise InvalidInputError("page_size must be at least 1")
     query: dict[str, Any] = {"selector": dict(selector)}
