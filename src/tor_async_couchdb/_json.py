@@ -9,7 +9,9 @@ import enum
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
+from itertools import chain, repeat
+from operator import is_
+from typing import Any, Final
 
 import orjson
 
@@ -19,6 +21,10 @@ __all__ = ["dumps", "format_utc", "loads"]
 
 # A compiled search finds "null" in a large body in half the time of ``in`` (measured).
 _NULL = re.compile(rb"null").search
+_isfinite = math.isfinite
+# The JSON types that hold no float (bool is an int: listed for the exact-type test).
+_PLAIN: Final = frozenset({str, int, bool, type(None)})
+_DICT_ONLY: Final = {dict}
 
 
 def format_utc(value: datetime) -> str:
@@ -38,27 +44,85 @@ def format_utc(value: datetime) -> str:
 
 def _find_non_finite(value: Any) -> bool:
     # orjson writes NaN and infinities as null: silent data loss. Look for them before encoding;
-    # only containers and floats need a look, so plain documents cost little.
-    kind = type(value)
-    if kind is float:
-        return not math.isfinite(value)
-    if kind is dict:
-        return any(_find_non_finite(item) for item in value.values())
-    if kind is list or kind is tuple:
-        return any(_find_non_finite(item) for item in value)
+    # only containers and floats need a look. Iterative, with the exact JSON types settled
+    # inline: a bulk request holds tens of thousands of values, and a recursive call per value
+    # (through ``any`` and a generator) cost 16 ms per 1,000 documents, 30x their encoding.
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        current = pop()
+        kind = type(current)
+        if kind is dict:
+            items: Any = current.values()
+        elif kind is list or kind is tuple:
+            items = current
+        elif kind is float:
+            if not _isfinite(current):
+                return True
+            continue
+        elif kind in _PLAIN:
+            continue
+        elif _find_in_other(current):
+            return True
+        else:
+            continue
+        for item in items:
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if kind is float:
+                if not _isfinite(item):
+                    return True
+            else:
+                push(item)
+    return False
+
+
+def _find_in_other(value: Any) -> bool:
     # Subclasses (OrderedDict, defaultdict, a float enum...) are rarer: the slower checks.
     if isinstance(value, float):
-        return not math.isfinite(value)
+        return not _isfinite(value)
     if isinstance(value, dict):
-        return any(_find_non_finite(item) for item in value.values())
+        return _find_non_finite(list(value.values()))
     if isinstance(value, list | tuple):
-        return any(_find_non_finite(item) for item in value)
+        return _find_non_finite(list(value))
     # orjson also writes dataclasses (field by field) and enums (by value) natively.
     if isinstance(value, enum.Enum):
         return _find_non_finite(value.value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(_find_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
+        return _find_non_finite([getattr(value, f.name) for f in dataclasses.fields(value)])
     return False
+
+
+def _nulls_are_nones(value: Any, encoded: bytes) -> bool:
+    """Whether every ``null`` in ``encoded`` (orjson's encoding of ``value``) is a ``None``
+    of ``value``'s values, or of the values of documents listed among them (a bulk body's
+    ``docs``): then ``value`` holds no NaN or infinity, which orjson also writes as ``null``.
+
+    Why it holds: each ``None`` and each NaN or infinity anywhere in ``value`` is one ``null``
+    of its own in ``encoded`` (values are separated by delimiters, so two never merge into one
+    occurrence), and strings can only add more. So if there are no more nulls than the ``None``
+    values counted here, there is no NaN or infinity. Counted by identity, in C: documents
+    with ``None`` values (an unset optional field) are common, and walking them in Python cost
+    twice their encoding. Any other shape answers False, and the caller walks.
+    """
+    if type(value) is not dict:
+        return False
+    values = list(value.values())
+    nones = _count_nones(values)
+    for inner in values:
+        if type(inner) is list and inner and _only_dicts(inner):
+            nones += _count_nones(list(chain.from_iterable(map(dict.values, inner))))
+    return nones == encoded.count(b"null")
+
+
+def _count_nones(values: list[Any]) -> int:
+    # By identity (``list.count(None)`` would also count objects that compare equal to None).
+    return list(map(is_, values, repeat(None))).count(True)
+
+
+def _only_dicts(values: list[Any]) -> bool:
+    return set(map(type, values)) == _DICT_ONLY
 
 
 def dumps(value: Any, *, what: str = "value") -> bytes:
@@ -70,7 +134,7 @@ def dumps(value: Any, *, what: str = "value") -> bytes:
         raise NotJSONError(f"the {what} cannot be encoded as JSON: {error}") from error
     # orjson writes NaN and infinities as null, so a document without "null" holds none: the
     # walk in Python (10x the cost of encoding) is only needed when "null" appears.
-    if _NULL(encoded) and _find_non_finite(value):
+    if _NULL(encoded) and not _nulls_are_nones(value, encoded) and _find_non_finite(value):
         raise NotJSONError(f"the {what} holds NaN or an infinity, which JSON cannot represent")
     return encoded
 

@@ -81,6 +81,54 @@ def test_dumps_rejects_what_json_cannot_hold(value: object) -> None:
         dumps(value, what="document")
 
 
+class _EqualsNone(dict[str, int]):
+    """Compares equal to None, yet is written as an object: it must not pass for a None."""
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or other is self
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return 0
+
+
+@dataclasses.dataclass
+class _NoneField:
+    x: None = None
+
+
+def _bulk(*docs: dict[str, object]) -> dict[str, object]:
+    plain = [{"_id": f"d{i}", "n": i, "note": None, "tags": ["a"]} for i in range(50)]
+    return {"docs": [*plain[:25], *docs, *plain[25:]]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        # Documents with None values, where the nulls are counted instead of walked: a NaN
+        # beside them must still be found, wherever it is.
+        _bulk({"_id": "x", "v": math.nan}),
+        _bulk({"_id": "x", "v": None, "w": -math.inf}),
+        _bulk({"_id": "x", "tags": [None, math.nan]}),
+        _bulk({"_id": "x", "nested": {"a": None, "b": math.inf}}),
+        _bulk({"_id": "x", "s": "null", "v": math.nan, "w": None}),
+        _bulk({"_id": "x", "v": math.nan, "odd": _EqualsNone()}),
+        _bulk(OrderedDict(_id="x", v=math.nan, w=None)),
+        {"docs": [{"_id": "x", "v": None}], "also": math.nan},
+        {"a": None, "b": [math.nan]},
+        {"a": None, "b": (None, math.inf)},
+        {"a": _NoneField(), "b": math.nan},
+    ],
+)
+def test_dumps_finds_nan_among_none_values(value: object) -> None:
+    with pytest.raises(tac.NotJSONError, match="NaN or an infinity"):
+        dumps(value, what="bulk request")
+
+
+def test_dumps_passes_none_values_and_the_word_null() -> None:
+    body = _bulk({"_id": "x", "s": "null and nullable", "v": None, "k": {"null": [None]}})
+    assert loads(dumps(body), method="POST", url="u") == body
+
+
 def test_dumps_encodes_plain_json_compactly() -> None:
     assert dumps({"a": [1, 2.5, None, True, "é"]}) == '{"a":[1,2.5,null,true,"é"]}'.encode()
 
