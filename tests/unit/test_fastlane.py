@@ -48,6 +48,7 @@ from pydantic_core import CoreSchema, TzInfo, core_schema
 
 import tor_async_couchdb as tac
 from tor_async_couchdb._store._mapper import checked_doc as _checked_doc
+from tor_async_couchdb._store._mapper import checked_docs as _checked_docs
 
 PARIS = ZoneInfo("Europe/Paris")
 AT = datetime(2026, 11, 27, 12, 30, 1, 5, tzinfo=timezone(timedelta(hours=5, minutes=30)))
@@ -994,3 +995,118 @@ def test_a_dict_key_utf_8_cannot_encode_is_written_as_pydantic_writes_it() -> No
     for action in (model.to_doc, lambda: _checked_doc(model)):
         with_lane, without_lane = in_both_lanes(Kinds, action)
         assert with_lane == without_lane
+
+
+# --- batches (save_many): a field of every model at a time --------------------------------------
+
+
+def one_at_a_time(models: list[Kinds]) -> list[tuple[dict[str, Any], tac.Model]]:
+    return [checked(model) for model in models]
+
+
+def as_a_batch(models: list[Kinds]) -> list[tuple[dict[str, Any], tac.Model]]:
+    """``checked_docs(models)``, each id it made replaced by ``"new"`` (as :func:`checked`)."""
+    found: list[tuple[dict[str, Any], tac.Model]] = list(_checked_docs(models))
+    for model, (doc, saved) in zip(models, found, strict=True):
+        if model.id is None:
+            assert re.fullmatch(r"[0-9a-f]{32}", doc["_id"])
+            assert saved.id == doc["_id"]
+            doc["_id"] = saved.__dict__["id"] = "new"
+    return found
+
+
+def same_revs_and_tombstones(models: list[Kinds]) -> list[Kinds]:
+    """``models`` made alike in what a batch must share: rev (here None) and tombstone."""
+    return [model.model_copy(update={"rev": None, "tombstone": False}) for model in models]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(MODELS, min_size=1, max_size=5))
+def test_a_batch_of_valid_models_is_taken_whole(models: list[Kinds]) -> None:
+    models = same_revs_and_tombstones(models)
+    plan = Kinds.__couch_fast__
+    assert plan is not None
+    ids = [model.id or f"new{i}" for i, model in enumerate(models)]
+    assert plan.checked_batch([model.__dict__ for model in models], ids) is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(MODELS, min_size=1, max_size=5), st.booleans())
+def test_a_batch_is_what_one_model_at_a_time_gives(models: list[Kinds], alike: bool) -> None:
+    if alike:
+        models = same_revs_and_tombstones(models)
+    batch = outcome(lambda: as_a_batch(models))
+    assert batch[0] == "returned"
+    assert batch == outcome(lambda: one_at_a_time(models))
+    with pydantic_lane(Kinds):
+        assert batch == outcome(lambda: one_at_a_time(models))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(MODELS_WITH_IDS, min_size=2, max_size=4),
+    st.integers(0, 3),
+    st.lists(MODEL_CHANGES, min_size=1, max_size=2),
+)
+def test_a_batch_holding_an_odd_value_is_what_one_model_at_a_time_gives(
+    models: list[Kinds], which: int, changes: list[tuple[str, Any]]
+) -> None:
+    models = same_revs_and_tombstones(models)
+    changed(models[which % len(models)].__dict__, changes)
+    assert outcome(lambda: as_a_batch(models)) == outcome(lambda: one_at_a_time(models))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("at", NAIVE),
+        ("at", Moment(2026, 1, 1, tzinfo=UTC)),
+        ("at", datetime(2026, 1, 1, tzinfo=timezone(timedelta(0)))),
+        ("at", datetime(2026, 1, 1, tzinfo=PARIS)),
+        ("maybe_at", None),
+        ("price", Decimal("NaN")),
+        ("price", Decimal("Infinity")),
+        ("ratio", float("nan")),
+        ("count", True),
+        ("texts", ["a", Shout("b")]),
+        ("texts", ("a",)),
+        ("hue", Mood.CALM),
+        ("maybe_text", Shout("x")),
+        ("id", "_x"),
+        ("id", ""),
+        ("id", "a\ud800"),
+        ("rev", "1-x"),
+        ("tombstone", True),
+    ],
+)
+def test_one_odd_value_in_a_batch_of_a_thousand(field: str, value: object) -> None:
+    models = [sample(id=f"k{i}") for i in range(1000)]
+    models[500].__dict__[field] = value
+    assert outcome(lambda: as_a_batch(models)) == outcome(lambda: one_at_a_time(models))
+
+
+def test_a_datetime_out_of_range_in_utc_fails_alike_in_a_batch() -> None:
+    models = [
+        sample(id="k1"),
+        sample(id="k2", at=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))),
+    ]
+    batch = outcome(lambda: as_a_batch(models))
+    assert batch[0] == "raised"
+    assert batch == outcome(lambda: one_at_a_time(models))
+
+
+def test_a_batch_shares_no_list_or_dict_with_the_models_or_the_docs() -> None:
+    models = [sample(id=f"k{i}") for i in range(3)]
+    found = _checked_docs(models)
+    before = [shape(saved) for _, saved in found]
+    for model, (doc, saved) in zip(models, found, strict=True):
+        for name in CONTAINERS:
+            assert getattr(saved, name) is not getattr(model, name)
+            assert getattr(saved, name) is not doc[name]
+            assert doc[name] is not getattr(model, name)
+            for container in (getattr(model, name), doc[name]):
+                if isinstance(container, list):
+                    container.append(None)
+                else:
+                    container["added"] = None
+    assert [shape(saved) for _, saved in found] == before

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import contains
 from typing import Any, NamedTuple
 
-from .._exceptions import HTTPStatusError, ProtocolError, status_error
+from .._exceptions import HTTPStatusError, InvalidInputError, ProtocolError, status_error
 
-__all__ = ["BulkResult", "match_bulk", "match_replicated"]
+__all__ = ["BulkResult", "check_bulk_ids", "match_bulk", "match_replicated"]
 
 _BULK_ERROR_STATUS = {
     "conflict": 409,
@@ -48,6 +50,56 @@ class BulkResult(NamedTuple):
 
 
 _new_tuple = tuple.__new__
+_ID_TYPES = frozenset({str, type(None)})
+
+
+def check_bulk_ids(ids: list[Any]) -> list[str | None]:
+    """``ids`` (the ``_id`` of each document of a bulk request, None for none), checked: each
+    a str, none twice. Raises :class:`InvalidInputError`.
+
+    The usual case is settled by set operations, in C: a bulk request holds thousands of ids,
+    and a Python loop over them cost a tenth of the request's client CPU.
+    """
+    kinds = set(map(type, ids))
+    if kinds <= _ID_TYPES:
+        unnamed = ids.count(None) if type(None) in kinds else 0  # (exact str and None only)
+        if len(set(ids)) + max(unnamed - 1, 0) == len(ids):
+            return ids
+    seen: set[str] = set()
+    for doc_id in ids:
+        if doc_id is None:
+            continue
+        if type(doc_id) is not str:
+            raise InvalidInputError("every _id in a bulk request must be a str")
+        if doc_id in seen:
+            raise InvalidInputError(f"a bulk request holds _id {doc_id!r} twice")
+        seen.add(doc_id)
+    return ids
+
+
+def _all_saved_in_order(ids: list[str | None], answer: list[Any]) -> list[BulkResult] | None:
+    """The results of the usual answer, and CouchDB's promise: every document saved (a
+    ``rev``, no ``error``, nothing only ``accepted``), in request order, each named. None for
+    any other answer.
+
+    Each test is one pass in C over the answer (a Python loop over a thousand answer items, as
+    before, cost as much as encoding the request).
+    """
+    if None in ids:
+        return None
+    try:
+        answered = list(map(dict.get, answer, repeat("id")))
+    except TypeError:  # an item that is not a dict
+        return None
+    if answered != ids:
+        return None
+    if any(map(contains, answer, repeat("error"))) or any(
+        map(contains, answer, repeat("accepted"))
+    ):
+        return None
+    revs = list(map(dict.get, answer, repeat("rev")))
+    # tuple.__new__ directly: a third cheaper than the named tuple's own __new__.
+    return list(map(_new_tuple, repeat(BulkResult), zip(ids, revs, repeat(None), repeat(False))))
 
 
 def match_replicated(ids: list[str | None], answer: Any, url: str) -> list[BulkResult]:
@@ -63,19 +115,9 @@ def match_bulk(ids: list[str | None], answer: Any, url: str) -> list[BulkResult]
         raise ProtocolError(
             "a _bulk_docs answer must list one result per document", method="POST", url=url
         )
-    # The usual case, and CouchDB's promise: every document saved, in request order. One
-    # pass builds those results; anything else takes the general path below.
-    results: list[BulkResult] = []
-    append = results.append
-    for item, doc_id in zip(answer, ids, strict=True):
-        if type(item) is not dict or item.get("id") != doc_id or doc_id is None:
-            break
-        if "error" in item or "accepted" in item:
-            break
-        # tuple.__new__ directly: a third cheaper than the named tuple's own __new__.
-        append(_new_tuple(BulkResult, (doc_id, item.get("rev"), None, False)))
-    else:
-        return results
+    saved = _all_saved_in_order(ids, answer)
+    if saved is not None:
+        return saved
     results = [_bulk_result(item, url) for item in answer]
     if all(
         doc_id is None or result.id == doc_id for result, doc_id in zip(results, ids, strict=True)

@@ -7,6 +7,7 @@ Plain JSON data in and out: models live in the store, which extends this class.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._config import DEFAULT_PAGE_SIZE
@@ -17,7 +18,7 @@ from .._exceptions import (
 )
 from .._ids import check_doc_id
 from .._json import dumps, loads
-from ._bulk import BulkResult, match_bulk, match_replicated
+from ._bulk import BulkResult, check_bulk_ids, match_bulk, match_replicated
 from ._changes import follow_changes, read_changes
 from ._echoes import saved_echo, settle_echoes
 from ._engine import Engine
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from ._server import CouchDB
 
 __all__ = ["Database"]
+
+_get_id = methodcaller("get", "_id")  # doc.get("_id") of every document, in C
 
 
 class Database:
@@ -316,16 +319,7 @@ class Database:
         """
         if not docs:
             return []
-        ids = [doc.get("_id") for doc in docs]
-        seen: set[str] = set()
-        for doc_id in ids:
-            if doc_id is None:
-                continue
-            if type(doc_id) is not str:
-                raise InvalidInputError("every _id in a bulk request must be a str")
-            if doc_id in seen:
-                raise InvalidInputError(f"a bulk request holds _id {doc_id!r} twice")
-            seen.add(doc_id)
+        ids = check_bulk_ids(list(map(_get_id, docs)))
         body: dict[str, Any] = {"docs": docs}
         if not new_edits:
             body["new_edits"] = False

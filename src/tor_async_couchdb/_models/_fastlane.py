@@ -24,11 +24,14 @@ what the pydantic path writes (the tests compare both lanes value by value and t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum, Flag
+from itertools import chain, repeat
+from operator import attrgetter, is_, itemgetter, methodcaller, setitem
 from types import UnionType
 from typing import Any, Final, Union, get_args, get_origin
 
@@ -80,25 +83,116 @@ def _utf8(text: str) -> bool:
     return True
 
 
+# --- column converters, for batches ----------------------------------------------------------
+#
+# A batch (save_many) is checked and written field by field: one column holds the values of one
+# field in every model, and each check or conversion is a single pass over it in C (``map``,
+# ``set``), where a model at a time costs a Python call per value. A column converter returns
+# the column's JSON values, or _MISS if any value is not one the lane takes: the batch is then
+# left to the lane of one model at a time, which decides value by value.
+_Column = Callable[[Sequence[Any]], Any]
+_NONE_TYPE: Final = type(None)
+_is_finite_decimal: Final = Decimal.is_finite
+_utcoffset: Final = datetime.utcoffset
+_tzinfo: Final = attrgetter("tzinfo")
+_UTC_OFFSET: Final = repeat("+00:00")
+_Z: Final = repeat("Z")
+_iso_microseconds: Final = methodcaller("isoformat", "T", "microseconds")
+_enum_value: Final = attrgetter("_value_")  # what Enum.value reads, without its descriptor
+
+
+def _types(column: Sequence[Any]) -> set[type]:
+    return set(map(type, column))
+
+
+def _exact_column(exact: type) -> _Column:
+    def convert(column: Sequence[Any]) -> Any:
+        return column if _types(column) <= {exact} else _MISS
+
+    return convert
+
+
+def _float_column(column: Sequence[Any]) -> Any:
+    return column if _types(column) <= {float} and all(map(math.isfinite, column)) else _MISS
+
+
+def _decimal_column(column: Sequence[Any]) -> Any:
+    if _types(column) <= {Decimal} and all(map(_is_finite_decimal, column)):
+        return list(map(str, column))
+    return _MISS
+
+
+def _datetime_column(column: Sequence[Any]) -> Any:
+    if not _types(column) <= {datetime} or None in map(_utcoffset, column):
+        return _MISS  # (naive datetimes: their utcoffset() is None)
+    if all(map(is_, map(_tzinfo, column), repeat(UTC))):
+        # All in UTC: format_utc's form, written by datetime's own isoformat in C.
+        # ("+00:00" can only be the offset: the rest is digits and "-T:.")
+        return list(map(str.replace, map(_iso_microseconds, column), _UTC_OFFSET, _Z))
+    return list(map(format_utc, column))
+
+
+def _enum_column(enum: type[Enum]) -> _Column:
+    def convert(column: Sequence[Any]) -> Any:
+        return list(map(_enum_value, column)) if _types(column) <= {enum} else _MISS
+
+    return convert
+
+
+def _list_of_exact_column(exact: type) -> _Column:
+    def convert(column: Sequence[Any]) -> Any:
+        if _types(column) <= {list} and _types(list(chain.from_iterable(column))) <= {exact}:
+            return list(map(list.copy, column))
+        return _MISS
+
+    return convert
+
+
+def _optional_exact_column(exact: type) -> _Column:
+    def convert(column: Sequence[Any]) -> Any:
+        return column if _types(column) <= {exact, _NONE_TYPE} else _MISS
+
+    return convert
+
+
+def _per_value_column(dump: _Dump) -> _Column:
+    # Kinds without a column converter of their own: the value converter, once per value.
+    def convert(column: Sequence[Any]) -> Any:
+        dumped = list(map(dump, column))
+        return _MISS if any(map(is_, dumped, repeat(_MISS))) else dumped
+
+    return convert
+
+
 @dataclass(frozen=True, slots=True)
 class _Kind:
     """How values of one type are written: ``exact``, for the types whose values are their
     own JSON form (str, int, bool: most fields), is the type to check, else ``dump`` converts
     (answering ``_MISS`` for a value it does not take). ``container``: values are lists or
-    dicts, which the saved model's copy must not share with the original."""
+    dicts, which the saved model's copy must not share with the original. ``column``: the
+    same for a whole column of values (a batch); None: ``dump`` once per value."""
 
     dump: _Dump | None
     exact: type | None = None
     container: bool = False
+    column: _Column | None = None
+
+    def column_converter(self) -> _Column:
+        if self.column is not None:
+            return self.column
+        if self.exact is not None:
+            return _exact_column(self.exact)
+        assert self.dump is not None
+        return _per_value_column(self.dump)
 
 
 _SCALAR_KINDS: Final[Mapping[object, _Kind]] = {
     str: _Kind(None, exact=str),
     int: _Kind(None, exact=int),
     bool: _Kind(None, exact=bool),
-    float: _Kind(_float),
-    Decimal: _Kind(_decimal),
-    datetime: _Kind(_datetime),
+    float: _Kind(_float, column=_float_column),
+    Decimal: _Kind(_decimal, column=_decimal_column),
+    datetime: _Kind(_datetime, column=_datetime_column),
 }
 
 
@@ -126,7 +220,7 @@ def _enum_kind(enum: type[Enum]) -> _Kind | None:
     def dump(value: Any) -> Any:
         return value.value if type(value) is enum else _MISS
 
-    return _Kind(dump)
+    return _Kind(dump, column=_enum_column(enum))
 
 
 def _optional_kind(inner: _Kind) -> _Kind:
@@ -135,7 +229,8 @@ def _optional_kind(inner: _Kind) -> _Kind:
     def dump(value: Any) -> Any:
         return None if value is None else inner_dump(value)
 
-    return _Kind(dump)
+    column = None if inner.exact is None else _optional_exact_column(inner.exact)
+    return _Kind(dump, column=column)
 
 
 def _list_kind(item: _Kind) -> _Kind:
@@ -157,7 +252,8 @@ def _list_kind(item: _Kind) -> _Kind:
             result.append(dumped)
         return result
 
-    return _Kind(dump, container=True)
+    column = None if exact is None else _list_of_exact_column(exact)
+    return _Kind(dump, container=True, column=column)
 
 
 def _dict_kind(item: _Kind) -> _Kind:
@@ -220,6 +316,8 @@ class Plan:
     containers: tuple[str, ...]  # the fields holding lists or dicts
     all_names: frozenset[str]  # every field, id, rev and tombstone included
     order: tuple[str, ...]  # the same, in the order pydantic sets them
+    # For batches: a column converter per field of ``fields``, in their order.
+    columns: tuple[_Column, ...] = ()
 
     def doc(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
         """``Model.to_doc()`` of a model whose ``__dict__`` is ``values``.
@@ -255,6 +353,75 @@ class Plan:
             copied[name] = copied[name].copy()  # (never None: an optional list is not covered)
         return doc, self._make(copied)
 
+    def checked_batch(
+        self, values: Sequence[dict[str, Any]], ids: Sequence[str | None]
+    ) -> list[tuple[dict[str, Any], BaseModel]] | None:
+        """:meth:`checked` of many models at once (``values``: their ``__dict__``s, ``ids``:
+        the final id of each, which replaces its own), or None: then :meth:`checked` of each
+        decides, one model at a time.
+
+        It checks and writes a column (one field of every model) at a time, each check one
+        pass in C; documents and models are then put together from the columns, also in C.
+        Both ways give the same documents and models (the tests compare them); a batch this
+        cannot write whole (a value any check doubts, revs or tombstones that differ between
+        models, anything that raises) is left to :meth:`checked`.
+        """
+        try:
+            return self._batch(values, ids)
+        except Exception:  # (an odd tzinfo, an overflow): the model at a time path decides
+            return None
+
+    def _batch(
+        self, values: Sequence[dict[str, Any]], ids: Sequence[str | None]
+    ) -> list[tuple[dict[str, Any], BaseModel]] | None:
+        count = len(values)
+        if not count or set(map(tuple, values)) != {self.order}:
+            return None  # (each model's keys in the fields' order, as for checked)
+        rows = list(map(itemgetter(*self.order), values))
+        original: dict[str, Sequence[Any]] = dict(
+            zip(self.order, zip(*rows, strict=True), strict=True)
+        )
+        original["id"] = tuple(ids)
+        if not _valid_ids(original["id"]):
+            return None
+        revs, tombstones = original["rev"], original["tombstone"]
+        if not (_types(revs) <= {str} or _types(revs) <= {_NONE_TYPE}):
+            return None
+        if not _types(tombstones) <= {bool} or len(set(tombstones)) != 1:
+            return None
+        names = [name for name, _, _ in self.fields]
+        dumped = [
+            convert(original[name]) for name, convert in zip(names, self.columns, strict=True)
+        ]
+        if any(map(is_, dumped, repeat(_MISS))):
+            return None
+        # Each document a copy of one with the keys in order, then filled a column at a time.
+        template: dict[str, Any] = {"_id": None}
+        if revs[0] is not None:
+            template["_rev"] = None
+        template["type"] = self.type_string
+        template.update(dict.fromkeys(names))
+        if tombstones[0]:
+            template["tombstone"] = True
+        docs = list(map(dict.copy, repeat(template, count)))
+        _fill(docs, "_id", original["id"])
+        if revs[0] is not None:
+            _fill(docs, "_rev", revs)
+        for name, column in zip(names, dumped, strict=True):
+            _fill(docs, name, column)
+        # The saved models: copies of their own values, containers copied too (shared with
+        # neither the original nor the document), with their final ids.
+        held = list(map(dict.copy, values))
+        _fill(held, "id", original["id"])
+        for name in self.containers:
+            _fill(held, name, list(map(_copy, original[name])))
+        models = list(map(self.model.__new__, repeat(self.model, count)))
+        _each(_set_attribute, models, repeat("__dict__"), held)
+        _each(_set_fields_set, models, map(set, repeat(self.all_names, count)))
+        _each(_set_extra, models, repeat(None))
+        _each(_set_private, models, repeat(None))
+        return list(zip(docs, models, strict=True))
+
     def _doc(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
         doc: dict[str, Any] = {}
         if values["id"] is not None:
@@ -286,6 +453,34 @@ class Plan:
         return model
 
 
+def _each(function: Callable[..., Any], *columns: Any) -> None:
+    """``function`` applied to each row of ``columns``, in C (a zero-length deque consumes)."""
+    deque(map(function, *columns), maxlen=0)
+
+
+_copy: Final = methodcaller("copy")  # a list's or a dict's
+
+
+def _fill(dicts: list[dict[str, Any]], key: str, column: Sequence[Any]) -> None:
+    """``dicts[i][key] = column[i]`` for each i, in C."""
+    _each(setitem, dicts, repeat(key), column)
+
+
+def _valid_ids(ids: Sequence[str | None]) -> bool:
+    """Whether each of ``ids`` is None or what ``is_valid_doc_id(id, allow_special=False)``
+    accepts (a non-empty str, not starting with "_", valid UTF-8), in C."""
+    named = [doc_id for doc_id in ids if doc_id is not None]
+    if not _types(named) <= {str} or "" in named:
+        return False
+    if any(map(methodcaller("startswith", "_"), named)):
+        return False
+    try:
+        "".join(named).encode()  # (a lone surrogate anywhere fails the whole)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def build_plan(
     model: type[BaseModel],
     *,
@@ -304,6 +499,7 @@ def build_plan(
     if not _default_behaviour(model, base):
         return None
     fields: list[tuple[str, type | None, _Dump | None]] = []
+    columns: list[_Column] = []
     containers = []
     for name, info in model.model_fields.items():
         if name in base.model_fields:  # id, rev and tombstone: the plan handles them itself
@@ -317,6 +513,7 @@ def build_plan(
         ):
             return None
         fields.append((name, kind.exact, kind.dump))
+        columns.append(kind.column_converter())
         if kind.container:
             containers.append(name)
     return Plan(
@@ -326,6 +523,7 @@ def build_plan(
         containers=tuple(containers),
         all_names=frozenset(model.model_fields),
         order=tuple(model.model_fields),
+        columns=tuple(columns),
     )
 
 

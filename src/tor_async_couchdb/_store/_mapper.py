@@ -15,7 +15,10 @@ Without codecs both are what the models layer does alone, at no extra cost.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from operator import attrgetter, setitem
 from typing import Any, TypeVar, cast
 
 from .._exceptions import InvalidInputError
@@ -30,7 +33,7 @@ from .._models import (
     Model,
 )
 
-__all__ = ["Codec", "Mapper", "checked_doc", "with_rev"]
+__all__ = ["Codec", "Mapper", "checked_doc", "checked_docs", "with_rev", "with_revs"]
 
 M = TypeVar("M", bound=Model)
 Codec = FieldCodec | DocumentCodec
@@ -69,6 +72,35 @@ def checked_doc(instance: Model, **overrides: str | None) -> tuple[dict[str, Any
     return checked.to_doc(), checked
 
 
+def checked_docs(instances: Sequence[M]) -> list[tuple[dict[str, Any], M]]:
+    """:func:`checked_doc` of every model, in order (new ids made here too, in order).
+
+    Models of one class that has a save lane are checked as one batch
+    (:meth:`~tor_async_couchdb._models._fastlane.Plan.checked_batch`, a field of every model at
+    a time), which writes what :func:`checked_doc` of each would, in a fraction of the time;
+    whatever the batch leaves is checked one model at a time.
+    """
+    if not instances:
+        return []
+    model = type(instances[0])
+    fast = model.__couch_fast__
+    if fast is None or set(map(type, instances)) != {model}:
+        return [cast("tuple[dict[str, Any], M]", checked_doc(m)) for m in instances]
+    values = [instance.__dict__ for instance in instances]
+    given = [value.get("id") for value in values]
+    ids = [new_id() if doc_id is None else doc_id for doc_id in given]  # new ids: made here
+    found = fast.checked_batch(values, ids)
+    if found is not None:
+        return cast("list[tuple[dict[str, Any], M]]", found)
+    return [
+        cast(
+            "tuple[dict[str, Any], M]",
+            checked_doc(m) if doc_id is not None else checked_doc(m, id=new),
+        )
+        for m, doc_id, new in zip(instances, given, ids, strict=True)
+    ]
+
+
 def with_rev(checked: M, rev: str) -> M:
     """``checked``, a model :func:`checked_doc` made, given the rev its document was saved with.
 
@@ -79,6 +111,17 @@ def with_rev(checked: M, rev: str) -> M:
     checked.__dict__["rev"] = rev
     checked.__pydantic_fields_set__.add("rev")
     return checked
+
+
+def with_revs(checked: Sequence[M], revs: Sequence[str]) -> None:
+    """:func:`with_rev` of each of ``checked`` (models :func:`checked_docs` made) and its rev,
+    in C: a bulk write sets a thousand."""
+    deque(map(setitem, map(_values_of, checked), repeat("rev"), revs), maxlen=0)
+    deque(map(set.add, map(_fields_set_of, checked), repeat("rev")), maxlen=0)
+
+
+_values_of = attrgetter("__dict__")
+_fields_set_of = attrgetter("__pydantic_fields_set__")
 
 
 class Mapper:
@@ -168,9 +211,14 @@ class Mapper:
         self, instances: Sequence[M], *, stamp: bool = False
     ) -> list[tuple[dict[str, Any], M]]:
         """:meth:`document` of every model, in order: all checked before the caller writes."""
-        if not self._codecs and not stamp:
-            return [cast("tuple[dict[str, Any], M]", checked_doc(m)) for m in instances]
-        return [await self.document(instance, stamp=stamp) for instance in instances]
+        checked = checked_docs(instances)
+        if stamp:
+            for doc, _ in checked:
+                doc[WRITE_STAMP] = new_id()
+        if not self._codecs:
+            return checked
+        encoded = [await self._encoded(doc, model) for doc, model in checked]
+        return cast("list[tuple[dict[str, Any], M]]", encoded)
 
     async def _encoded(self, doc: dict[str, Any], checked: Model) -> tuple[dict[str, Any], Model]:
         model = type(checked)
