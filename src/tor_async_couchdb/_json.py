@@ -8,9 +8,10 @@ import dataclasses
 import enum
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import chain, repeat
-from operator import is_
+from operator import countOf, is_
 from typing import Any, Final
 
 import orjson
@@ -108,17 +109,16 @@ def _nulls_are_nones(value: Any, encoded: bytes) -> bool:
     """
     if type(value) is not dict:
         return False
-    values = list(value.values())
-    nones = _count_nones(values)
-    for inner in values:
+    nones = _count_nones(value.values())
+    for inner in value.values():
         if type(inner) is list and inner and _only_dicts(inner):
-            nones += _count_nones(list(chain.from_iterable(map(dict.values, inner))))
+            nones += _count_nones(chain.from_iterable(map(dict.values, inner)))
     return nones == encoded.count(b"null")
 
 
-def _count_nones(values: list[Any]) -> int:
-    # By identity (``list.count(None)`` would also count objects that compare equal to None).
-    return list(map(is_, values, repeat(None))).count(True)
+def _count_nones(values: Iterable[Any]) -> int:
+    # By identity (``values.count(None)`` would also count objects that compare equal to None).
+    return countOf(map(is_, values, repeat(None)), True)
 
 
 def _only_dicts(values: list[Any]) -> bool:

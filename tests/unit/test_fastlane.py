@@ -47,6 +47,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, TzInfo, core_schema
 
 import tor_async_couchdb as tac
+from tor_async_couchdb._models import current_models
 from tor_async_couchdb._store._mapper import checked_doc as _checked_doc
 from tor_async_couchdb._store._mapper import checked_docs as _checked_docs
 
@@ -1110,3 +1111,32 @@ def test_a_batch_shares_no_list_or_dict_with_the_models_or_the_docs() -> None:
                 else:
                     container["added"] = None
     assert [shape(saved) for _, saved in found] == before
+
+
+# --- reading a page: one validation of every document ----------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(MODELS_WITH_IDS, min_size=1, max_size=5))
+def test_a_page_read_in_one_validation_is_what_from_doc_of_each_gives(models: list[Kinds]) -> None:
+    docs = [{**model.to_doc(), "_rev": "1-abc"} for model in models]
+    page = current_models(Kinds, copy.deepcopy(docs))
+    assert page is not None
+    assert shape(page) == shape([Kinds.from_doc(doc) for doc in docs])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(MODELS_WITH_IDS, min_size=2, max_size=4),
+    st.integers(0, 3),
+    st.lists(DOC_CHANGES, min_size=1, max_size=3),
+)
+def test_a_page_holding_an_odd_document_is_left_to_from_doc(
+    models: list[Kinds], which: int, changes: list[tuple[str, Any]]
+) -> None:
+    docs = [{**model.to_doc(), "_rev": "1-abc"} for model in models]
+    changed(docs[which % len(docs)], changes)
+    page = current_models(Kinds, copy.deepcopy(docs))
+    one_by_one = outcome(lambda: [Kinds.from_doc(copy.deepcopy(doc)) for doc in docs])
+    if page is not None:  # every document valid and current: the same models
+        assert ("returned", shape(page)) == one_by_one

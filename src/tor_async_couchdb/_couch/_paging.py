@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 
 from .._config import DEFAULT_PAGE_SIZE, backoff_delay
@@ -19,7 +19,7 @@ from .._json import dumps
 from ._engine import Engine
 from ._urls import query_string
 
-__all__ = ["MISSING", "paged_find", "paged_rows", "view_params"]
+__all__ = ["MISSING", "paged_find", "paged_pages", "paged_rows", "view_params"]
 
 logger = logging.getLogger("tor_async_couchdb")
 
@@ -83,15 +83,40 @@ async def paged_rows(
     page_size: int,
     reduced: bool,
 ) -> AsyncIterator[dict[str, Any]]:
+    """The rows of :func:`paged_pages`, one at a time."""
+    pages = paged_pages(
+        engine, target, keys=keys, params=params, limit=limit, page_size=page_size, reduced=reduced
+    )
+    try:
+        async for page in pages:
+            for row in page:
+                yield row
+    finally:
+        await pages.aclose()
+
+
+async def paged_pages(
+    engine: Engine,
+    target: str,
+    *,
+    keys: Sequence[Any] | None,
+    params: dict[str, Any],
+    limit: int | None,
+    page_size: int,
+    reduced: bool,
+) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """The rows of a view or ``_all_docs``, a page (a list of at most ``page_size`` rows) at a
+    time: for callers that handle a page at once (the store builds a page's models in one
+    validation). The next page is asked for once the caller has taken this one."""
     if page_size < 1:
         raise InvalidInputError("page_size must be at least 1")
     if limit is not None and limit < 0:
         raise InvalidInputError("limit must be 0 or more")
     if keys is not None:
-        async for row in _rows_by_keys(
+        async for page in _pages_by_keys(
             engine, target, list(keys), params, limit=limit, page_size=page_size
         ):
-            yield row
+            yield page
         return
     # Every page from the same shard copies (CouchDB 3): pages read from copies that differ
     # for a moment after a write could skip or repeat rows. Servers without it ignore it.
@@ -120,8 +145,7 @@ async def paged_rows(
             if docid_ignored:
                 page = await _page(engine, target, {**query, "skip": seen_at_start})
         rows = page[:wanted]
-        for row in rows:
-            yield row
+        yield rows
         if remaining is not None:
             remaining -= len(rows)
         if not extra or len(page) <= wanted:
@@ -160,7 +184,7 @@ async def paged_rows(
         del page, rows
 
 
-async def _rows_by_keys(
+async def _pages_by_keys(
     engine: Engine,
     target: str,
     keys: list[Any],
@@ -168,7 +192,7 @@ async def _rows_by_keys(
     *,
     limit: int | None,
     page_size: int,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[list[dict[str, Any]]]:
     # Keys go in the body (POST), page_size keys per request, so no URL grows too long and
     # no answer holds more than about a page (one row per key, for unique keys).
     remaining = limit
@@ -178,8 +202,8 @@ async def _rows_by_keys(
         if remaining is not None:
             query["limit"] = remaining
         rows = await _page(engine, target, query, body={"keys": chunk})
-        for row in rows:
-            yield row
+        if rows:
+            yield rows
         if remaining is not None:
             remaining -= len(rows)
             if remaining <= 0:

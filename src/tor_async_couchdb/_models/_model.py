@@ -52,6 +52,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
+from itertools import repeat
+from operator import methodcaller
 from types import MappingProxyType, UnionType
 from typing import (
     Annotated,
@@ -75,6 +77,7 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     WrapSerializer,
     WrapValidator,
@@ -103,6 +106,7 @@ __all__ = [
     "ModelSet",
     "UpgradeFunction",
     "UpgradeStep",
+    "current_models",
     "format_type",
     "parse_type",
     "upgrade",
@@ -141,6 +145,7 @@ _UPGRADE_ATTR: Final = "__couch_upgrade__"
 WRITE_STAMP: Final = "~write"
 
 _M = TypeVar("_M", bound="FieldMarker")
+_Model = TypeVar("_Model", bound="Model")
 # What @upgrade decorates: a staticmethod at run time, which type checkers see as its function.
 _S = TypeVar("_S")
 
@@ -677,6 +682,48 @@ class Model(BaseModel):
             return model
         except ValidationError as exc:
             raise _validation_error(cls, exc, _doc_id(stored)) from exc
+
+
+def current_models(cls: type[_Model], docs: Sequence[Mapping[str, Any]]) -> list[_Model] | None:
+    """:meth:`Model.from_doc` of every document, in one validation of them all, when each is
+    a current document with no keys but the model's (``from_doc``'s quick path) and all are
+    valid; else None, and ``from_doc`` of each decides (and names the document that fails).
+
+    Why: a query reads a page of documents at once, and one pydantic call over the list (a
+    ``TypeAdapter``) costs a fifth less per document than a call each; the documents are
+    made into the validator's input a key at a time for all of them, in C.
+    """
+    info = cls.__couch__
+    if info is None or not docs:
+        return None
+    if set(map(_type_of, docs)) != {info.type_string}:
+        return None
+    if not all(map(cls.__couch_doc_keys__.issuperset, map(_keys_of, docs))):
+        return None
+    data = list(map(dict, docs))
+    deque(map(dict.pop, data, repeat("type")), maxlen=0)
+    deque(map(dict.pop, data, repeat(WRITE_STAMP), repeat(None)), maxlen=0)
+    for key, field in (("_id", "id"), ("_rev", "rev")):
+        values = list(map(dict.pop, data, repeat(key), repeat(None)))
+        deque(map(dict.__setitem__, data, repeat(field), values), maxlen=0)
+    try:
+        return _list_adapter(cls).validate_python(data)
+    except ValidationError:
+        return None
+
+
+_type_of = methodcaller("get", "type")
+_keys_of = methodcaller("keys")
+_LIST_ADAPTER = "__couch_list_adapter__"
+
+
+def _list_adapter(cls: type[_Model]) -> TypeAdapter[list[_Model]]:
+    # Made on first use, not with the class: most model classes never read a page.
+    adapter: TypeAdapter[list[_Model]] | None = cls.__dict__.get(_LIST_ADAPTER)
+    if adapter is None:
+        adapter = TypeAdapter(list[cls])  # type: ignore[valid-type]
+        setattr(cls, _LIST_ADAPTER, adapter)
+    return adapter
 
 
 def _doc_id(doc: Mapping[str, Any]) -> str | None:

@@ -624,21 +624,37 @@ class Database(RawDatabase):
         if limit is not None and limit < 1:
             return
         wanted = page_size if limit is None else max(1, min(page_size, limit))
-        rows = self.view(*view_of(model, index), include_docs=True, page_size=wanted, **params)
+        pages = self.view_pages(
+            *view_of(model, index), include_docs=True, page_size=wanted, **params
+        )
         count = 0
-        async with closing(rows):
-            async for row in rows:
-                if row.get("value") is True and not include_tombstoned:
-                    continue
-                if skip_key is not UNBOUNDED and row.get("key") == skip_key:
-                    continue
-                doc = row.get("doc")
-                if doc is None:
-                    # Deleted while the view was read: the index still had its row, the
-                    # document is gone (no doc, or null on CouchDB).
-                    continue
-                yield self._mapper.model(model, doc)
-                count += 1
+        async with closing(pages):
+            async for page in pages:
+                docs = []
+                for row in page:
+                    if row.get("value") is True and not include_tombstoned:
+                        continue
+                    if skip_key is not UNBOUNDED and row.get("key") == skip_key:
+                        continue
+                    doc = row.get("doc")
+                    if doc is None:
+                        # Deleted while the view was read: the index still had its row, the
+                        # document is gone (no doc, or null on CouchDB).
+                        continue
+                    docs.append(doc)
+                    if limit is not None and count + len(docs) >= limit:
+                        break
+                # A page's models in one validation; else (a document that fails, an older
+                # version, codecs) one at a time, so that the models before a bad document
+                # are still yielded before its error.
+                built = self._mapper.page_models(model, docs)
+                if built is None:
+                    for doc in docs:
+                        yield self._mapper.model(model, doc)
+                else:
+                    for found in built:
+                        yield found
+                count += len(docs)
                 if limit is not None and count >= limit:
                     return
 

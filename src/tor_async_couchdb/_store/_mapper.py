@@ -31,6 +31,7 @@ from .._models import (
     FieldContext,
     FieldMarker,
     Model,
+    current_models,
 )
 
 __all__ = ["Codec", "Mapper", "checked_doc", "checked_docs", "with_rev", "with_revs"]
@@ -172,6 +173,15 @@ class Mapper:
             from_doc = model.from_doc
             return [from_doc(doc) for doc in docs]
         return [model.from_doc(self._decoded(model, doc)) for doc in docs]
+
+    def page_models(self, model: type[M], docs: Sequence[Mapping[str, Any]]) -> list[M] | None:
+        """:meth:`models` of a page of documents in one validation
+        (:func:`~tor_async_couchdb._models._model.current_models`), or None: then
+        :meth:`model` of each decides (with codecs, always: each document is decoded on
+        its own)."""
+        if self._codecs:
+            return None
+        return current_models(model, docs)
 
     def _decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
         decoded = dict(doc)
