@@ -53,7 +53,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
 from itertools import repeat
-from operator import methodcaller
+from operator import eq, methodcaller
 from types import MappingProxyType, UnionType
 from typing import (
     Annotated,
@@ -696,8 +696,8 @@ def current_models(cls: type[_Model], docs: Sequence[Mapping[str, Any]]) -> list
     info = cls.__couch__
     if info is None or not docs:
         return None
-    if set(map(_type_of, docs)) != {info.type_string}:
-        return None
+    if not all(map(eq, map(_type_of, docs), repeat(info.type_string))):
+        return None  # (not a set of them: a tampered type may be a list, unhashable)
     if not all(map(cls.__couch_doc_keys__.issuperset, map(_keys_of, docs))):
         return None
     data = list(map(dict, docs))
