@@ -28,7 +28,7 @@ import aiocouch
 import aiohttp
 
 import tor_async_couchdb as tac
-from bench import models
+from bench import bulk, models
 from bench.clients import CLIENTS, DESIGN, VIEW, Client
 from tor_async_couchdb.devserver import DevServer
 
@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> None:
     report = asyncio.run(main_async(args, command))
     report += f"\nTotal run time: {time.perf_counter() - started:.0f} s.\n"
     print(report)
-    args.out.write_text(report)
+    args.out.write_text(report + bulk.kept_section(args.out))  # (python -m bench.bulk's)
 
 
 if __name__ == "__main__":
