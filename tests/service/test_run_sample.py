@@ -68,13 +68,18 @@ def test_run_sample_serves_its_printed_curl_lines_and_stops_clean(
         printed = read_until_ready(process, time.monotonic() + 240)
         match = next(m for m in map(URL_LINE.search, printed) if m)
         assert match.group(1).startswith("http://127.0.0.1:")
-        assert any(line.startswith("keys: ") for line in printed)
+        keys_line = next(line for line in printed if line.startswith("keys: "))
+        keyring = Path(keys_line.split()[1])
+        assert keyring.is_relative_to(tmp_path)  # under --state-dir
+        assert keyring.stat().st_mode & 0o777 == 0o600  # readable by its owner only
+        assert "generated for this run" in keys_line
         family = [process.pid, *(c.pid for c in psutil.Process(process.pid).children(True))]
         assert len(family) >= 2  # the service and the embedded server it started
 
         create, by_color, health, metrics = curl_lines(printed)
         fruit = json.loads(subprocess.run(create, capture_output=True, check=True).stdout)
         assert (fruit["color"], len(fruit["fruit_id"])) == ("red", 32)
+        assert fruit["owner_token"]  # shown once; stored hashed
         listed = json.loads(subprocess.run(by_color, capture_output=True, check=True).stdout)
         assert [f["fruit_id"] for f in listed["fruits"]] == [fruit["fruit_id"]]
         assert (
