@@ -138,10 +138,10 @@ async def serve(
 
 
 @contextlib.asynccontextmanager
-async def reconciling(service: Service, *, enabled: bool) -> AsyncIterator[None]:
+async def reconciling(service: Service, *, enabled: bool) -> AsyncIterator[tac.Reconciler | None]:
     """Run a reconciler of the service's database for the block (if ``enabled``)."""
     if not enabled:
-        yield
+        yield None
         return
     db = service.store.db
     reconciler = tac.Reconciler(
@@ -149,7 +149,7 @@ async def reconciling(service: Service, *, enabled: bool) -> AsyncIterator[None]
     )
     task = asyncio.create_task(reconciler.run())
     try:
-        yield
+        yield reconciler
     finally:
         reconciler.stop()
         await asyncio.wait_for(task, 15)

@@ -18,6 +18,8 @@ from .combiner import Combiner
 from .merging import LeafHooks, sealed
 from .models import Fruit, FruitChange, NewFruit
 
+# Merges of a conflicted fruit tried before an update backs off and reads it again.
+_MERGE_ATTEMPTS = 5
 # At most this many fruits per page; a bigger ``limit`` is an error, not silently cut.
 MAX_PAGE = 100
 
@@ -240,13 +242,21 @@ class FruitStore:
                 self._on_conflicts_retried(retried)
 
     async def _merged(self, fruit_id: str) -> Fruit:
-        """The fruit as its leaves merge (writing the merge first if it has several)."""
-        doc = await self.db.get_doc(check_fruit_id(fruit_id), conflicts=True)
-        if "_conflicts" in doc:
-            await tac.resolve_document(self.db, fruit_id, Fruit, hooks=self.hooks)
+        """The fruit with a single live leaf: merged first (and read again) while it has more.
+
+        Never the winning leaf of a conflicted fruit: a resolution that raced another writer
+        may leave the leaves apart, and a change written on a branch without this instance's
+        latest write would reuse its counter entries and set tags (an unmergeable fruit).
+        """
+        checked_id = check_fruit_id(fruit_id)
+        for _ in range(_MERGE_ATTEMPTS):
+            doc = await self.db.get_doc(checked_id, conflicts=True)
+            if "_conflicts" not in doc:
+                return self.db.mapper.model(Fruit, doc)
+            await tac.resolve_document(self.db, checked_id, Fruit, hooks=self.hooks)
             self._on_merged()
-            doc = await self.db.get_doc(fruit_id)
-        return self.db.mapper.model(Fruit, doc)
+        # Raised as a conflict: the update's retry loop reads again after a backoff.
+        raise tac.Conflict(f"fruit {checked_id!r} stays conflicted", status=409, doc_id=checked_id)
 
 
 def _make_cursor(after: str, color: str | None) -> str:
