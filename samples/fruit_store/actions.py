@@ -226,10 +226,10 @@ class FruitStore:
         retried = 0
         try:
             for attempt in range(1, self._retry.attempts + 1):
-                fruit = await self._merged(fruit_id)
                 try:
+                    fruit = await self._merged(fruit_id)
                     saved = await self.db.save(sealed(change(fruit), self.clock))
-                except tac.Conflict:
+                except tac.Conflict:  # a write in between, or a fruit that stays conflicted
                     if attempt == self._retry.attempts:
                         raise
                     retried += 1

@@ -74,6 +74,7 @@ from ._exceptions import (
     Unauthorized,
     WrongTypeError,
 )
+from ._merge import BadLeafError, UnsealedChangeError
 
 __all__ = [
     "CouchRequestHandler",
@@ -201,6 +202,11 @@ _DEFAULT_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(TamperedDocument, 500, "tampered", "the stored resource failed its integrity check"),
     ErrorRule(MalformedEnvelope, 500, "tampered", "the stored resource failed its integrity check"),
     ErrorRule(ProtectionError, 500, "protection_failed", "the service cannot read its data"),
+    # Both are InvalidInputErrors of the service's own making, never the HTTP client's: a
+    # conflicted document whose leaves cannot be merged (stored data), and a mergeable model
+    # written without sealing (a bug).
+    ErrorRule(BadLeafError, 500, "unmergeable", "the stored versions cannot be merged"),
+    ErrorRule(UnsealedChangeError, 500, "internal_error", "the service failed"),
     ErrorRule(InvalidInputError, 400, "bad_request", None),
     ErrorRule(TooManyRequests, 503, "database_busy", "the database is overloaded"),
     ErrorRule(Unauthorized, 500, "database_refused", "the service may not use its database"),

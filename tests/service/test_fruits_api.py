@@ -99,6 +99,22 @@ async def test_get_of_a_missing_or_malformed_id(client: Client) -> None:
         assert (answer.status, answer.body["error"]) == (400, "invalid_id"), bad
 
 
+async def test_writes_to_an_invalid_id_are_400_and_write_nothing(running_service: Running) -> None:
+    client = running_service.client
+    before = await doc_count(running_service)
+    for bad in ("_design", "not-an-id", "..%2F_all_docs"):
+        path = f"/v1.0/fruits/{bad}"
+        for method, body, headers in (
+            ("PUT", {"color": "red"}, {}),
+            ("DELETE", None, {"X-Owner-Token": "x"}),
+        ):
+            answer = await client.call(method, path, body, headers=headers)
+            assert (answer.status, answer.body["error"]) == (400, "invalid_id"), (method, bad)
+        eaten = await client.call("POST", f"{path}/eaten", {"by": "ann"})
+        assert (eaten.status, eaten.body["error"]) == (400, "invalid_id"), bad
+    assert await doc_count(running_service) == before
+
+
 async def test_if_none_match_answers_304(client: Client) -> None:
     fruit = await create(client)
     again = await client.call(
