@@ -217,10 +217,11 @@ def announce(instances: Sequence[Instance], keys_at: str) -> None:
     lines += [
         f"keys: {keys_at} (shared by every instance)",
         f"replication: continuous, both ways, between every pair ({len(instances)} servers)",
-        "try:",
+        f"try (create on {instances[0].name}, then list on {instances[1].name}, which "
+        "replication feeds):",
         f"  curl -s -X POST -H 'Content-Type: application/json' -d '{{\"color\": \"red\"}}' "
         f"{first}/v1.0/fruits",
-        f"  curl -s '{second}/v1.0/fruits?limit=5'   # replicated",
+        f"  curl -s '{second}/v1.0/fruits?limit=5'",
         f"  ./scripts/loadgen --url {urls}",
     ]
     print("\n".join(lines), flush=True)

@@ -5,55 +5,22 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import shlex
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from support.commands import curl_lines, read_until_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 URL_LINE = re.compile(r"fruit store listening on (http://\S+)")
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
-
-
-def read_until_ready(process: subprocess.Popen[str], deadline: float) -> list[str]:
-    """The lines the command printed up to (and with) its last one, "Ctrl-C stops...".
-
-    A thread reads them: select() on a buffered pipe misses lines already in the buffer.
-    """
-    assert process.stdout is not None
-    stdout = process.stdout
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    printed: list[str] = []
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=min(left, 1.0))
-        except queue.Empty:
-            if process.poll() is not None:
-                break  # the command ended
-            continue
-        printed.append(line.rstrip("\n"))
-        if line.startswith("Ctrl-C"):
-            return printed
-    raise AssertionError(f"not ready within the time limit; printed: {printed}")
-
-
-def curl_lines(printed: list[str]) -> list[list[str]]:
-    return [shlex.split(line) for line in printed if line.strip().startswith("curl ")]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
