@@ -344,7 +344,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--part", choices=("single", "multimaster", "both"), default="both")
     parser.add_argument("--mm-duration", type=float, default=60.0)
-    parser.add_argument("--mm-users", type=int, default=30)
+    parser.add_argument("--mm-users", type=int, default=15)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     single, multi = _sections(args.out)
