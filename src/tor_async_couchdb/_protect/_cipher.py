@@ -49,6 +49,7 @@ from .._models import FieldMarker
 from ._derive import BLIND_INDEX, FIELD_ENCRYPTION, DerivedKeys
 from ._encoding import b64decode, b64encode, canonical
 from ._keys import Key, KeyRing
+from ._mac import KeyedSha256
 from ._protocol import FieldContext
 
 __all__ = [
@@ -117,7 +118,7 @@ class FieldCipher:
         self._derived = DerivedKeys()
         # One AESGCM object per field and key: making one costs more than a small encryption.
         self._aeads: dict[tuple[str, bytes, str, str], AESGCM] = {}
-        self._blind_macs: dict[tuple[str, bytes, str, str], bytes] = {}
+        self._blind_macs: dict[tuple[str, bytes, str, str], KeyedSha256] = {}
 
     def __repr__(self) -> str:
         return f"FieldCipher({self.keyring!r})"
@@ -188,24 +189,23 @@ class FieldCipher:
                 f"document {context.doc_id!r} field {context.path!r}: the value has no "
                 f"canonical JSON form for a blind index ({type(exc).__name__})"
             ) from None
-        # (OpenSSL's one-shot HMAC: cheaper than copying a keyed hmac.HMAC per value)
-        digest = hmac.digest(self._blind_mac_key(key, context), message, "sha256")
+        digest = self._blind_mac(key, context).digest(message)
         return b64encode(digest[:_BLIND_INDEX_BYTES])
 
     def blind_indexes(self, value: Any, context: FieldContext) -> list[str]:
         """The blind index of ``value`` under every live key, the active one first."""
         return [self.blind_index(value, key, context) for key in self.keyring.live]
 
-    def _blind_mac_key(self, key: Key, context: FieldContext) -> bytes:
-        # Derived once per field and key (HKDF costs more than the HMAC of a value).
+    def _blind_mac(self, key: Key, context: FieldContext) -> KeyedSha256:
+        # Keyed once per field and key (HKDF costs more than the HMAC of a value).
         cache_key = (key.key_id, key.secret, context.type_name, context.path)
-        mac_key = self._blind_macs.get(cache_key)
-        if mac_key is None:
+        keyed = self._blind_macs.get(cache_key)
+        if keyed is None:
             if len(self._blind_macs) >= _MAX_CACHED:
                 self._blind_macs.clear()
             mac_key = self._derived.get(key, BLIND_INDEX, context.type_name, context.path)
-            self._blind_macs[cache_key] = mac_key
-        return mac_key
+            keyed = self._blind_macs[cache_key] = KeyedSha256(mac_key)
+        return keyed
 
     def _aead(self, key: Key, context: FieldContext) -> AESGCM:
         cache_key = (key.key_id, key.secret, context.type_name, context.path)

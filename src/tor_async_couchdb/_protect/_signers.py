@@ -16,6 +16,7 @@ from .._exceptions import KeyRingError, MissingKeyError, RetiredKeyError, Unknow
 from ._derive import DOCUMENT_SIGNATURE, ED25519_SIGNING_KEY, DerivedKeys, derive_key
 from ._encoding import b64decode, b64encode
 from ._keys import Key, KeyRing
+from ._mac import KeyedSha256
 
 __all__ = ["Ed25519Signer", "HmacSigner", "Signer"]
 
@@ -55,8 +56,8 @@ class HmacSigner:
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
         self._derived = DerivedKeys()
-        # The derived MAC key per key: HKDF runs once per key, not per message.
-        self._macs: dict[tuple[str, bytes], bytes] = {}
+        # The keyed HMAC per key: HKDF and the key's padding run once per key, not per message.
+        self._macs: dict[tuple[str, bytes], KeyedSha256] = {}
 
     def __repr__(self) -> str:
         return f"HmacSigner({self.keyring!r})"
@@ -77,14 +78,11 @@ class HmacSigner:
         return hmac.compare_digest(self._mac(key, message), signature)
 
     def _mac(self, key: Key, message: bytes) -> bytes:
-        mac_key = self._macs.get((key.key_id, key.secret))
-        if mac_key is None:
-            mac_key = self._macs[key.key_id, key.secret] = self._derived.get(
-                key, DOCUMENT_SIGNATURE
-            )
-        # hmac.digest is OpenSSL's one-shot HMAC: a third cheaper than copying a keyed
-        # hmac.HMAC (a Python object) and updating it, for a document-sized message.
-        return hmac.digest(mac_key, message, "sha256")
+        keyed = self._macs.get((key.key_id, key.secret))
+        if keyed is None:
+            keyed = KeyedSha256(self._derived.get(key, DOCUMENT_SIGNATURE))
+            self._macs[key.key_id, key.secret] = keyed
+        return keyed.digest(message)
 
 
 class Ed25519Signer:
