@@ -114,6 +114,7 @@ from ._protect import (
     Protection,
     Rotator,
     SignatureCodec,
+    check_model,
     security_object,
     validate_doc_update_design,
 )
@@ -126,7 +127,16 @@ from ._reconcile import (
     Resolved,
     resolve_document,
 )
-from ._store import BuildProgress, CouchDB, Database, Mapper, MigrationProgress, SaveResult
+from ._store import (
+    BuildProgress,
+    CouchDB,
+    Database,
+    Mapper,
+    MigrationProgress,
+    RotationProgress,
+    SaveResult,
+    StoreStats,
+)
 from ._transport import (
     MockRequest,
     MockStreamResponse,
@@ -228,12 +238,14 @@ __all__ = [
     "Response",
     "RetiredKeyError",
     "RetryPolicy",
+    "RotationProgress",
     "Rotator",
     "SaveResult",
     "ServerError",
     "SessionAuth",
     "SignatureCodec",
     "Stamp",
+    "StoreStats",
     "StreamResponse",
     "TamperedDocument",
     "Timeouts",
@@ -254,6 +266,7 @@ __all__ = [
     "WrongTypeError",
     "__version__",
     "check_doc_id",
+    "check_model",
     "design_doc",
     "design_docs",
     "format_type",

@@ -244,8 +244,10 @@ READS: dict[str, Exercise] = {
     "find_models": _find_models,
 }
 # Public store methods that read or write no model: design documents, the mapper itself, the
-# number of copies a cluster keeps.
-NOT_MODELS = {"copies", "install_views", "mapper"}
+# number of copies a cluster keeps, the quarantine setting. (``rotate`` rewrites raw documents
+# with the protection codecs' Rotator, not these toy codecs: tests/integration/
+# test_protect_store.py covers it.)
+NOT_MODELS = {"copies", "install_views", "mapper", "quarantine", "rotate"}
 
 
 def _store_methods() -> set[str]:

@@ -6,7 +6,9 @@ from ._client import CouchDB
 from ._database import Change, Database
 from ._mapper import Codec, Mapper
 from ._migrate import MigrationProgress
+from ._quarantine import StoreStats
 from ._results import SaveResult
+from ._rotate import RotationProgress
 
 __all__ = [
     "BuildProgress",
@@ -16,5 +18,7 @@ __all__ = [
     "Database",
     "Mapper",
     "MigrationProgress",
+    "RotationProgress",
     "SaveResult",
+    "StoreStats",
 ]

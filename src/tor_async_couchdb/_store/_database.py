@@ -27,7 +27,9 @@ from .._exceptions import (
     BulkWriteError,
     HTTPStatusError,
     InvalidInputError,
+    MalformedEnvelope,
     NotFound,
+    TamperedDocument,
     TransportError,
     WriteNotConfirmed,
 )
@@ -36,6 +38,7 @@ from ._build import ViewProgress, build_views, put_design_doc
 from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, with_rev
 from ._migrate import MigrationProgress, Progress, migrate
+from ._quarantine import QUARANTINED, Quarantine
 from ._queries import (
     HIGH,
     UNBOUNDED,
@@ -51,6 +54,7 @@ from ._queries import (
 from ._quorum import confirm_write, current_settled
 from ._results import SaveResult
 from ._retry import retry_conflicts
+from ._rotate import RotationProgress, RotationReport, rotate
 
 if TYPE_CHECKING:
     from .._couch import CouchDB as RawCouchDB
@@ -100,7 +104,7 @@ class Database(RawDatabase):
     Every model read and write goes through the handle's :class:`Mapper` and its codecs.
     """
 
-    __slots__ = ("_copies", "_hot", "_mapper")
+    __slots__ = ("_copies", "_hot", "_mapper", "_quarantine")
 
     def __init__(
         self,
@@ -110,8 +114,11 @@ class Database(RawDatabase):
         mapper: Mapper | None = None,
         copies: dict[str, int] | None = None,
         hot: HotDocuments | None = None,
+        quarantine: Quarantine | None = None,
     ) -> None:
         super().__init__(couch, name)
+        # Set: collection reads skip (log, count) tampered documents instead of raising.
+        self._quarantine = quarantine
         self._mapper = mapper if mapper is not None else Mapper()
         # The number of copies of each database of the client (its ``n``): shared by the
         # handles of one client, so that it is asked once.
@@ -124,6 +131,23 @@ class Database(RawDatabase):
     def mapper(self) -> Mapper:
         """The mapper (and its codecs) every model read and write goes through."""
         return self._mapper
+
+    @property
+    def quarantine(self) -> bool:
+        """Whether collection reads skip tampered documents (logged at ERROR and counted in
+        ``couch.stats().quarantined``) instead of raising :class:`TamperedDocument`."""
+        return self._quarantine is not None
+
+    def _listed(self, model: type[M], doc: Mapping[str, Any]) -> M | None:
+        """:meth:`Mapper.model` for a collection read: ``None`` for a tampered document in
+        quarantine mode (see :mod:`._quarantine`)."""
+        if self._quarantine is None:
+            return self._mapper.model(model, doc)
+        try:
+            return self._mapper.model(model, doc)
+        except QUARANTINED as error:
+            self._quarantine.skip(model, self.name, error)
+            return None
 
     # -- single documents --------------------------------------------------------------------
 
@@ -207,7 +231,8 @@ class Database(RawDatabase):
             async for row in rows:
                 doc = row.get("doc")
                 if doc is not None:
-                    yield self._mapper.model(model, doc)
+                    if (found := self._listed(model, doc)) is not None:
+                        yield found
                 elif missing == "raise":
                     raise NotFound(
                         f"no {model.__qualname__} document {row.get('key')!r}",
@@ -530,8 +555,10 @@ class Database(RawDatabase):
                 doc = row.get("doc")
                 if doc is None:
                     continue  # deleted while the view was read (its row outlived it)
-                if row.get("value") is not True or include_tombstoned:
-                    newest.append(self._mapper.model(model, doc))
+                if row.get("value") is True and not include_tombstoned:
+                    continue
+                if (listed := self._listed(model, doc)) is not None:
+                    newest.append(listed)
         return newest
 
     def all(
@@ -586,7 +613,8 @@ class Database(RawDatabase):
         )
         async with closing(docs):
             async for doc in docs:
-                yield self._mapper.model(model, doc)
+                if (found := self._listed(model, doc)) is not None:
+                    yield found
 
     async def _models(
         self,
@@ -617,7 +645,10 @@ class Database(RawDatabase):
                     # Deleted while the view was read: the index still had its row, the
                     # document is gone (no doc, or null on CouchDB).
                     continue
-                yield self._mapper.model(model, doc)
+                listed = self._listed(model, doc)
+                if listed is None:
+                    continue  # quarantined: not counted against the limit
+                yield listed
                 count += 1
                 if limit is not None and count >= limit:
                     return
@@ -678,4 +709,52 @@ class Database(RawDatabase):
             page_size=page_size,
             progress=progress,
             checkpoint_id=checkpoint_id,
+        )
+
+    # -- key rotation ------------------------------------------------------------------------
+
+    async def rotate(
+        self,
+        model: type[Model],
+        *,
+        page_size: int = 500,
+        progress: RotationReport | None = None,
+        checkpoint_id: str | None = None,
+    ) -> RotationProgress:
+        """Re-encrypt and re-sign every document of ``model``'s type under the active key of
+        the handle's key ring, page by page in id order through the ``_all`` view, writing
+        each page's stale documents with one ``_bulk_docs`` (documents already under the
+        active key are not written).
+
+        After each page the last id is stored in the checkpoint document ``checkpoint_id``
+        (``tac_checkpoint_rotate_<type_name>_to_<active key id>`` by default), then
+        ``progress`` (a function or coroutine function) is called with a
+        :class:`RotationProgress`. An interrupted rotation (an error, a cancellation, a
+        ``progress`` that raises) resumes after the last stored page when run again; a finished
+        one deletes its checkpoint and reports ``done``. A document changed concurrently is
+        read and rotated again (:func:`retry_conflicts`). Hashed fields are left alone.
+
+        Raises :class:`MissingKeyError` when the handle's codecs do not sign; for a stored
+        document, what a read raises (:class:`TamperedDocument`, :class:`RetiredKeyError` for
+        a key retired too early, :class:`UnknownKeyError`), before anything of its page is
+        written; in quarantine mode tampered documents are skipped (counted in ``skipped``).
+        """
+        quarantine = self._quarantine
+        skip = None
+        if quarantine is not None:
+
+            def skip(kind: type[Model], error: TamperedDocument | MalformedEnvelope) -> None:
+                quarantine.skip(kind, self.name, error)
+
+        async def confirm(kind: type[Model], doc_id: str, rev: str) -> None:
+            await self._confirm(kind, doc_id, rev, await self.copies())
+
+        return await rotate(
+            self,
+            model,
+            page_size=page_size,
+            progress=progress,
+            checkpoint_id=checkpoint_id,
+            quarantine=skip,
+            confirm=confirm,
         )

@@ -29,6 +29,7 @@ from .._models import (
     FieldMarker,
     Model,
 )
+from .._protect import check_model
 
 __all__ = ["Codec", "Mapper", "checked_doc", "with_rev"]
 
@@ -131,13 +132,14 @@ class Mapper:
         return [model.from_doc(self._decoded(model, doc)) for doc in docs]
 
     def _decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
+        plan = self._plan(model)  # (first: the model's markers are checked before any decode)
         decoded = dict(doc)
         doc_id = str(decoded.get("_id", ""))
         type_name = model.couch_info().type_name
         context = DocumentContext(doc_id, type_name)
         for codec in reversed(self._document_codecs):
             decoded = codec.decode(decoded, context)
-        for field_codec, field, marker in self._plan(model):
+        for field_codec, field, marker in plan:
             if field in decoded:
                 where = FieldContext(doc_id, type_name, field, marker)
                 decoded[field] = field_codec.decode(decoded[field], where)
@@ -183,6 +185,8 @@ class Mapper:
             where = FieldContext(doc_id, type_name, field, marker)
             plain = doc[field]
             doc[field] = await codec.encode(plain, where)
+            if getattr(codec, "keeps_value", False):
+                continue  # its decode gives the plain value back (a cipher): no decrypt
             # What the saved model holds: the stored value decoded (a hash stays a hash, a
             # ciphertext becomes its plaintext again).
             held = codec.decode(doc[field], where)
@@ -233,6 +237,9 @@ class Mapper:
     def _plan(self, model: type[Model]) -> _FieldPlan:
         plan = self._plans.get(model)
         if plan is None:
+            # First use of the model with codecs: markers a field cannot carry (Encrypted() on
+            # a password, Hashed() on a str) are refused before anything is read or written.
+            check_model(model)
             plan = tuple(
                 (codec, field, marker)
                 for codec in self._field_codecs
