@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._exceptions import ClientClosedError, CouchError, InvalidInputError
 from .._merge import BadLeafError, LeafHooks
 from ._checkpoint import Checkpoint, MemoryCheckpoint
-from ._resolve import Resolved, resolve_document
+from ._resolve import Resolved, resolve_many
 
 if TYPE_CHECKING:
     from .._couch import Database
@@ -102,7 +102,9 @@ class Reconciler:
     ``checkpoint_every`` changes and when the reconciler stops. ``hooks`` carry the data
     protection of leaves (signature check, decryption, signing of merges). Changes are taken
     in batches: a change and those arriving within ``settle`` seconds of it (up to
-    ``batch_size``), their documents resolved ``concurrency`` at a time.
+    ``batch_size``); the leaves of a batch's conflicted documents are read in one ``_bulk_get``
+    (``concurrency`` bounds those read one by one instead) and the resolutions written in a few
+    ``_bulk_docs`` requests (:func:`~._resolve.resolve_many`).
     """
 
     def __init__(
@@ -248,45 +250,60 @@ class Reconciler:
         return batch
 
     async def _handle_batch(self, batch: list[Mapping[str, Any]]) -> None:
-        latest = {str(change.get("id", "")): change for change in batch}
-        gate = asyncio.Semaphore(self._concurrency)
-
-        async def handle(doc_id: str, change: Mapping[str, Any]) -> None:
-            async with gate:
-                await self._handle(doc_id, change)
-
-        await asyncio.gather(*(handle(doc_id, change) for doc_id, change in latest.items()))
-
-    async def _handle(self, doc_id: str, change: Mapping[str, Any]) -> None:
-        revs = frozenset(str(c.get("rev")) for c in change.get("changes", ()))
-        if len(revs) < 2 or doc_id.startswith("_design/") or self._settled.get(doc_id) == revs:
-            return  # one leaf (the usual case), or a set of leaves already settled here
+        wanted: dict[str, frozenset[str]] = {}
+        for change in batch:  # the latest change of each document counts
+            doc_id = str(change.get("id", ""))
+            wanted[doc_id] = frozenset(str(c.get("rev")) for c in change.get("changes", ()))
+        wanted = {
+            doc_id: revs
+            for doc_id, revs in wanted.items()
+            # One leaf (the usual case), a design document, or leaves already settled here.
+            if len(revs) > 1
+            and not doc_id.startswith("_design/")
+            and self._settled.get(doc_id) != revs
+        }
+        if not wanted:
+            return
         failures = 0
         while True:
             try:
-                resolved = await resolve_document(self._db, doc_id, self._models, hooks=self._hooks)
-            except BadLeafError as bad:
-                self._count_bad(bad)
-                return
+                outcomes = await resolve_many(
+                    self._db,
+                    wanted,
+                    self._models,
+                    hooks=self._hooks,
+                    concurrency=self._concurrency,
+                )
             except ClientClosedError:
                 raise
             except CouchError as error:
+                # A request failed as a whole: every resolution is idempotent, so the batch
+                # is simply done again (what was written is then found written).
                 failures += 1
                 self._metrics.errors += 1
                 delay = self._backoff.delay(failures)
-                logger.warning("resolving %s failed (%s); again in %.1f s", doc_id, error, delay)
+                logger.warning(
+                    "resolving %d documents failed (%s); again in %.1f s", len(wanted), error, delay
+                )
                 await asyncio.sleep(delay)
-            except Exception:
-                self._metrics.failed += 1
-                logger.exception("resolving %s failed unexpectedly; left as it is", doc_id)
-                return
             else:
-                self._count(resolved)
-                return
+                break
+        for doc_id, outcome in outcomes.items():
+            if isinstance(outcome, Resolved):
+                self._count(outcome)
+            elif isinstance(outcome, BadLeafError):
+                self._count_bad(outcome)
+            else:
+                self._metrics.failed += 1
+                logger.error(
+                    "resolving %s failed unexpectedly; left as it is",
+                    doc_id,
+                    exc_info=outcome,
+                )
 
     def _count(self, resolved: Resolved) -> None:
         self._metrics.inspected += 1
-        if resolved.resolution.writes:
+        if not resolved.resolution.settled:
             self._metrics.conflicts += 1
         if resolved.changed and not resolved.raced:
             self._metrics.resolved += 1

@@ -9,10 +9,12 @@ from .._config import Auth, Limits, RetryPolicy, Timeouts
 from .._couch import CouchDB as RawCouchDB
 from .._couch import RequestRecord
 from .._couch._urls import check_db_name
+from .._merge import HybridClock
 from .._transport import Transport
 from ._database import Database
 from ._hot import HotDocuments
 from ._mapper import Codec, Mapper
+from ._merging import Merging
 
 __all__ = ["CouchDB"]
 
@@ -23,7 +25,9 @@ class CouchDB(RawCouchDB):
     Takes every argument of the raw client (``url``, ``auth``, ``timeouts``, ``limits``,
     ``retry``, ``verify``, ``client_cert``, ``transport``, ``on_request``) and ``codecs``: the
     field and document codecs (hashing, encryption, signing) every database handle applies to
-    models, in the order they encode (see :mod:`tor_async_couchdb._models._codecs`).
+    models, in the order they encode (see :mod:`tor_async_couchdb._models._codecs`); and
+    ``clock``: the :class:`HybridClock` that seals every write of a mergeable model (one with a
+    random node id if not given; see ``docs/multi-master.md``).
     """
 
     def __init__(
@@ -39,8 +43,10 @@ class CouchDB(RawCouchDB):
         transport: Transport | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
         codecs: Iterable[Codec] = (),
+        clock: HybridClock | None = None,
     ) -> None:
-        self._mapper = Mapper(codecs)  # checked before any connection exists
+        self._merging = Merging(clock)
+        self._mapper = Mapper(codecs, merging=self._merging)  # checked before any connection
         self._copies: dict[str, int] = {}
         self._hot = HotDocuments()
         super().__init__(
@@ -58,7 +64,7 @@ class CouchDB(RawCouchDB):
     def database(self, name: str, *, codecs: Iterable[Codec] | None = None) -> Database:
         """A handle of database ``name`` (no I/O), with models. ``codecs`` replaces the
         client's codecs for this handle. Raises :class:`InvalidNameError`."""
-        mapper = self._mapper if codecs is None else Mapper(codecs)
+        mapper = self._mapper if codecs is None else Mapper(codecs, merging=self._merging)
         return Database(
             self, check_db_name(name), mapper=mapper, copies=self._copies, hot=self._hot
         )
