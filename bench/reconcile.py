@@ -68,7 +68,8 @@ async def _work(url: str, since: str) -> dict[str, Any]:
         metrics = reconciler.metrics
         return {"cpu": cpu, "resolved": metrics.resolved, "raced": metrics.raced,
                 "inspected": metrics.inspected, "changes": metrics.changes,
-                "failed": metrics.failed}  # fmt: skip
+                "failed": metrics.failed, "errors": metrics.errors,
+                "conflicts": metrics.conflicts}  # fmt: skip
 
 
 def _worker(url: str, since: str) -> None:

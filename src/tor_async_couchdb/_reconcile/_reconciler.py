@@ -156,8 +156,9 @@ class Reconciler:
         return len(results)
 
     def stop(self) -> None:
-        """End :meth:`run` after the batch in hand (at once if it is waiting for changes);
-        safe to call from a signal handler on the loop."""
+        """End :meth:`run` after the batch in hand (at once if it is waiting for changes; a
+        ``run`` not started yet returns as soon as it starts); safe to call from a signal
+        handler on the loop."""
         self._stopping.set()
         if not self._busy and self._follower is not None:
             self._follower.cancel()
@@ -167,7 +168,6 @@ class Reconciler:
 
         Database errors and bad documents never end it (see the module docstring).
         """
-        self._stopping.clear()
         self._follower = asyncio.create_task(self._follow())
         try:
             await self._follower
@@ -178,7 +178,10 @@ class Reconciler:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
-            await self._save_checkpoint_at_exit()
+            try:
+                await self._save_checkpoint_at_exit()
+            finally:
+                self._stopping.clear()  # (so that it can run again)
 
     async def _follow(self) -> None:
         queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=2 * self._batch_size)
