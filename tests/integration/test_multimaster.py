@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import tor_async_couchdb as tac
+from conftest import unique_db_name
 from support.merge_models import Fruit, Order
 from support.waiting import eventually
 from tor_async_couchdb._merge import HybridClock, canonical_bytes, resolve_leaves, seal
@@ -21,7 +22,6 @@ from tor_async_couchdb.testing import CouchServer
 
 pytestmark = pytest.mark.multi_server
 
-_DB = "fruit"
 _MODELS = tac.ModelSet(Fruit, Order)
 _DOCS = [f"fruit-{n}" for n in range(4)]
 
@@ -35,24 +35,38 @@ class DataCenter:
     replications: list[str] = field(default_factory=list)
 
     def url(self, epoch: int) -> str:
+        if self.server.is_external:
+            # A real CouchDB: the replicator needs the credentials; a cancelled replication
+            # restarts between the same URLs.
+            scheme, _, rest = self.server.url.partition("://")
+            return f"{scheme}://{self.server.user}:{self.server.password}@{rest}/{self.db.name}"
         # No credentials: pouchdb-server's new databases are public (see test_couch_replication).
         # pouchdb-server never restarts a cancelled replication between the same two URLs
         # (the new _replicator document is accepted and then does nothing): a healed link
         # names the database with a trailing slash.
-        return f"{self.server.url}/{_DB}" + "/" * (epoch % 2)
+        return f"{self.server.url}/{self.db.name}" + "/" * (epoch % 2)
 
 
-async def _open(
-    stack: AsyncExitStack, start: Callable[..., CouchServer], count: int = 3
-) -> list[DataCenter]:
+async def _open(stack: AsyncExitStack, servers: Sequence[CouchServer]) -> list[DataCenter]:
+    """A data center on each server, each with a new database of one name (deleted after)."""
+    name = unique_db_name("mm")
     centers = []
-    for number in range(count):
-        server = start(in_memory=True)
+    for number, server in enumerate(servers):
         couch = await stack.enter_async_context(tac.CouchDB(server.url, auth=server.auth))
-        db = couch.database(_DB)
+        db = couch.database(name)
         await db.create()
+        stack.push_async_callback(db.delete_database, missing_ok=True)
         centers.append(DataCenter(number, server, couch, db))
     return centers
+
+
+def _servers(
+    first: CouchServer, start: Callable[..., CouchServer], count: int
+) -> list[CouchServer]:
+    """``first`` (the session's server) and ``count - 1`` more: embedded ones in memory, or
+    the further servers of ``COUCHDB_URL`` (so that three names there are three data
+    centers)."""
+    return [first, *(start(in_memory=True) for _ in range(count - 1))]
 
 
 async def _connect(centers: Sequence[DataCenter], epoch: int) -> None:
@@ -209,10 +223,10 @@ async def _check_quiet(centers: Sequence[DataCenter], reconcilers: Sequence[Reco
     assert all(not r.metrics.unresolvable for r in reconcilers)
 
 
-async def _run_data_centers(start: Callable[..., CouchServer], seed: int) -> None:
+async def _run_data_centers(servers: Sequence[CouchServer], seed: int) -> None:
     rng = random.Random(seed)
     async with AsyncExitStack() as stack:
-        centers = await _open(stack, start)
+        centers = await _open(stack, servers)
         await _seed(centers)
         reconcilers = [
             Reconciler(c.db, _MODELS, checkpoint=LocalDocCheckpoint(c.db), heartbeat=1)
@@ -242,17 +256,17 @@ async def _run_data_centers(start: Callable[..., CouchServer], seed: int) -> Non
 
 
 async def test_three_data_centers_converge_without_lost_updates(
-    extra_servers: Callable[..., CouchServer],
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer]
 ) -> None:
-    await _run_data_centers(extra_servers, seed=0)
+    await _run_data_centers(_servers(couch_server, extra_servers, 3), seed=0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_three_data_centers_over_more_seeds(
-    extra_servers: Callable[..., CouchServer], seed: int
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer], seed: int
 ) -> None:
-    await _run_data_centers(extra_servers, seed=seed)
+    await _run_data_centers(_servers(couch_server, extra_servers, 3), seed=seed)
 
 
 async def _same_leaves(dbs: Sequence[tac.Database], doc_id: str) -> None:
@@ -270,12 +284,12 @@ async def _same_leaves(dbs: Sequence[tac.Database], doc_id: str) -> None:
 
 
 async def test_two_data_centers_resolving_at_once_write_the_same_revisions(
-    extra_servers: Callable[..., CouchServer],
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer]
 ) -> None:
     from tor_async_couchdb._reconcile import resolve_document
 
     async with AsyncExitStack() as stack:
-        east, west = await _open(stack, extra_servers, count=2)
+        east, west = await _open(stack, _servers(couch_server, extra_servers, 2))
         await _same_leaves([east.db, west.db], "f1")
         # Both resolve the same conflict before either hears of the other's resolution.
         east_done = await resolve_document(east.db, "f1", Fruit)
