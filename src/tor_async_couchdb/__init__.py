@@ -65,6 +65,7 @@ from ._exceptions import (
     WrongTypeError,
 )
 from ._merge import (
+    BadLeafError,
     DeletePolicy,
     GCounter,
     HybridClock,
@@ -74,6 +75,7 @@ from ._merge import (
     Min,
     ORSet,
     PNCounter,
+    ReadPolicy,
     Stamp,
 )
 from ._models import (
@@ -126,7 +128,15 @@ from ._reconcile import (
     Resolved,
     resolve_document,
 )
-from ._store import BuildProgress, CouchDB, Database, Mapper, MigrationProgress, SaveResult
+from ._store import (
+    BuildProgress,
+    Conflicts,
+    CouchDB,
+    Database,
+    Mapper,
+    MigrationProgress,
+    SaveResult,
+)
 from ._transport import (
     MockRequest,
     MockStreamResponse,
@@ -143,6 +153,7 @@ logging.getLogger("tor_async_couchdb").addHandler(logging.NullHandler())
 
 __all__ = [
     "Argon2Policy",
+    "BadLeafError",
     "BadRequest",
     "BasicAuth",
     "BearerAuth",
@@ -155,6 +166,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConflictRetry",
+    "Conflicts",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
@@ -220,6 +232,7 @@ __all__ = [
     "Protection",
     "ProtectionError",
     "ProtocolError",
+    "ReadPolicy",
     "ReadTimeout",
     "Reconciler",
     "ReconcilerMetrics",
