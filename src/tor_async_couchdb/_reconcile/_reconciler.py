@@ -44,10 +44,10 @@ __all__ = ["Backoff", "Reconciler", "ReconcilerMetrics"]
 
 logger = logging.getLogger("tor_async_couchdb.reconcile")
 
-# How many settled documents to remember (their leaf revisions), so that the changes a
-# resolution causes, and documents whose only other leaves are tombstones, are not fetched
-# again: about 100 bytes each.
-_SETTLED_CAPACITY: Final = 10_000
+# How many documents to remember the resolver tombstones of, so that the changes a resolution
+# causes (here or, identical, in another data center), and documents whose only other leaves
+# are tombstones, are not fetched again: about 100 bytes per tombstone.
+_DEAD_CAPACITY: Final = 10_000
 _SAVE_TIMEOUT: Final = 5.0
 
 
@@ -136,7 +136,7 @@ class Reconciler:
         self._concurrency = concurrency
         self._saved_at = 0  # the change count at the last checkpoint
         self._metrics = ReconcilerMetrics()
-        self._settled: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._dead: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._stopping = asyncio.Event()
         self._busy = False
         self._follower: asyncio.Task[None] | None = None
@@ -260,10 +260,9 @@ class Reconciler:
         wanted = {
             doc_id: revs
             for doc_id, revs in wanted.items()
-            # One leaf (the usual case), a design document, or leaves already settled here.
-            if len(revs) > 1
+            # One leaf that is not a known tombstone (the usual case), or a design document.
+            if len(revs - self._dead.get(doc_id, frozenset())) > 1
             and not doc_id.startswith("_design/")
-            and self._settled.get(doc_id) != revs
         }
         if not wanted:
             return
@@ -312,8 +311,7 @@ class Reconciler:
             self._metrics.resolved += 1
         if resolved.raced:
             self._metrics.raced += 1
-        else:
-            self._remember(resolved.doc_id, resolved.leaves)
+        self._remember(resolved.doc_id, resolved.dead)
 
     def _count_bad(self, bad: BadLeafError) -> None:
         self._metrics.inspected += 1
@@ -325,11 +323,12 @@ class Reconciler:
             kinds[bad.kind] = kinds.get(bad.kind, 0) + 1
         logger.error("left %s unresolved: %s", bad.doc_id, bad)
 
-    def _remember(self, doc_id: str, leaves: frozenset[str]) -> None:
-        self._settled[doc_id] = leaves
-        self._settled.move_to_end(doc_id)
-        while len(self._settled) > _SETTLED_CAPACITY:
-            self._settled.popitem(last=False)
+    def _remember(self, doc_id: str, dead: frozenset[str]) -> None:
+        # (A tombstone stays dead: it is history whatever happens to the document later.)
+        self._dead[doc_id] = self._dead.get(doc_id, frozenset()) | dead
+        self._dead.move_to_end(doc_id)
+        while len(self._dead) > _DEAD_CAPACITY:
+            self._dead.popitem(last=False)
 
     async def _save_checkpoint(self) -> None:
         seq = self._metrics.last_seq

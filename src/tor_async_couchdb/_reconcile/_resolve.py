@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import Conflict
-from .._merge import LeafHooks, Resolution, resolve_leaves
+from .._merge import LeafHooks, Resolution, is_resolver_tombstone, resolve_leaves
 
 if TYPE_CHECKING:
     from .._couch import Database
@@ -43,13 +43,15 @@ logger = logging.getLogger("tor_async_couchdb.reconcile")
 class Resolved:
     """What resolving one document did: its ``resolution``, the revisions ``written``, how
     many writes were ``raced`` (refused as conflicts: someone else changed the document), and
-    the ``leaves`` it has now, as far as this resolver knows."""
+    the ``leaves`` it has now, as far as this resolver knows, and which of them are ``dead``:
+    resolvers' tombstones (history: never merged again)."""
 
     doc_id: str
     resolution: Resolution
     written: tuple[str, ...]
     raced: int
     leaves: frozenset[str]
+    dead: frozenset[str] = frozenset()
 
     @property
     def changed(self) -> bool:
@@ -66,21 +68,43 @@ async def fetch_leaves(db: Database, doc_id: str) -> list[dict[str, Any]]:
 async def fetch_many_leaves(
     db: Database, wanted: Mapping[str, Collection[str]], *, concurrency: int = 4
 ) -> dict[str, list[dict[str, Any]]]:
-    """The bodies of the leaf revisions ``wanted`` (doc id -> revs, as a ``style=all_docs``
-    change lists them), in one ``_bulk_get`` request; a document of which a revision cannot be
-    read that way (compacted away since) is read with ``open_revs=all`` instead, at most
-    ``concurrency`` at a time. Raises the database's errors."""
-    pairs = [(doc_id, rev) for doc_id, revs in wanted.items() for rev in sorted(revs)]
+    """The leaves of the documents ``wanted`` (doc id -> the leaf revisions a ``style=all_docs``
+    change listed), as they are now, in two requests however many documents: ``_all_docs``
+    (``conflicts=true``) gives each winner and its live siblings' revisions, then one
+    ``_bulk_get`` the siblings and the change's other revisions (deleted leaves; a live one
+    no longer a leaf is dropped). A document of which a revision cannot be read so (compacted
+    away since) is read with ``open_revs=all`` instead, at most ``concurrency`` at a time.
+    Raises the database's errors.
+
+    Why not the change's revisions alone: a change waits in the queue while earlier batches
+    are resolved, and a leaf it lists may have been extended since (by another data center's
+    resolution); merging from it would write on a revision that is no longer a leaf, and be
+    refused.
+    """
     found: dict[str, list[dict[str, Any]]] = {doc_id: [] for doc_id in wanted}
+    live: dict[str, set[str]] = {}
+    # (Read to the end: a batch's keys are bounded by its size.)
+    rows = [r async for r in db.all_docs(keys=list(wanted), include_docs=True, conflicts=True)]
+    for row in rows:
+        doc, doc_id = row.get("doc"), str(row.get("key"))
+        if isinstance(doc, Mapping) and doc_id in found:
+            winner = {k: v for k, v in doc.items() if k != "_conflicts"}
+            found[doc_id].append(winner)
+            live[doc_id] = {str(winner["_rev"]), *map(str, doc.get("_conflicts", ()))}
+    pairs = [
+        (doc_id, rev)
+        for doc_id, revs in wanted.items()
+        for rev in sorted((live.get(doc_id, set()) | set(revs)) - {_rev(found[doc_id])})
+    ]
     incomplete: set[str] = set()
     for item in await db.bulk_get(pairs) if pairs else []:
         doc_id = str(item.get("id"))
         for answer in item.get("docs", ()):
             body = answer.get("ok")
-            if isinstance(body, Mapping) and doc_id in found:
-                found[doc_id].append(dict(body))
-            else:
+            if not isinstance(body, Mapping) or doc_id not in found:
                 incomplete.add(doc_id)
+            elif body.get("_deleted") or str(body.get("_rev")) in live.get(doc_id, ()):
+                found[doc_id].append(dict(body))
     gate = asyncio.Semaphore(concurrency)
 
     async def refetch(doc_id: str) -> None:
@@ -89,6 +113,10 @@ async def fetch_many_leaves(
 
     await asyncio.gather(*(refetch(doc_id) for doc_id in sorted(incomplete)))
     return found
+
+
+def _rev(leaves: list[dict[str, Any]]) -> str | None:
+    return str(leaves[0]["_rev"]) if leaves else None
 
 
 async def resolve_document(
@@ -147,6 +175,7 @@ class _Progress:
     resolution: Resolution
     remaining: set[str]
     fetched: int
+    dead: set[str]
     written: list[str] = field(default_factory=list)
     raced: int = 0
     halted: bool = False  # the merged child was refused: write nothing more
@@ -161,8 +190,8 @@ class _Progress:
                 len(self.written),
                 self.raced,
             )
-        leaves = frozenset(self.remaining)
-        return Resolved(doc_id, self.resolution, tuple(self.written), self.raced, leaves)
+        leaves, dead = frozenset(self.remaining), frozenset(self.dead)
+        return Resolved(doc_id, self.resolution, tuple(self.written), self.raced, leaves, dead)
 
 
 async def write_resolutions(
@@ -173,7 +202,12 @@ async def write_resolutions(
     deletes. One :class:`Resolved` per resolution, in order. Raises the database's errors
     other than per-document conflicts."""
     progress = [
-        _Progress(r, {str(leaf["_rev"]) for leaf in leaves}, len(leaves))
+        _Progress(
+            r,
+            {str(leaf["_rev"]) for leaf in leaves},
+            len(leaves),
+            {str(leaf["_rev"]) for leaf in leaves if is_resolver_tombstone(leaf)},
+        )
         for r, leaves in resolutions
     ]
     children = [(p, p.resolution.merged) for p in progress if p.resolution.merged is not None]
@@ -219,6 +253,8 @@ async def _write_round(
             progress.written.append(rev)
             progress.remaining.discard(parent)
             progress.remaining.add(rev)
+            if doc.get("_deleted"):
+                progress.dead.add(rev)
         elif isinstance(result.error, Conflict):
             progress.raced += 1
             if first:
