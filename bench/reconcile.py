@@ -73,7 +73,18 @@ async def _work(url: str, since: str) -> dict[str, Any]:
 
 
 def _worker(url: str, since: str) -> None:
-    print(json.dumps(asyncio.run(_work(url, since))), flush=True)
+    profile = os.environ.get("BENCH_PROFILE")  # a folder: one pyinstrument text report each
+    if not profile:
+        print(json.dumps(asyncio.run(_work(url, since))), flush=True)
+        return
+    from pyinstrument import Profiler
+
+    with Profiler(async_mode="disabled") as profiler:
+        report = asyncio.run(_work(url, since))
+    port = url.rsplit(":", 1)[-1].strip("/")
+    with open(os.path.join(profile, f"reconciler-{port}.txt"), "w", encoding="utf-8") as out:
+        out.write(profiler.output_text(unicode=False, color=False))
+    print(json.dumps(report), flush=True)
 
 
 # --- the coordinator -------------------------------------------------------------------------

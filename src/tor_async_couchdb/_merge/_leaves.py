@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .._exceptions import InvalidInputError, ModelValidationError, WrongTypeError
-from .._models import Model, ModelSet, parse_type
+from .._models import WRITE_STAMP, Model, ModelSet, parse_type
 from ._canonical import canonical_bytes, canonical_doc
 from ._clock import Stamp
 from ._crdts import ORSet
@@ -49,6 +49,9 @@ _READ_ONLY: Final = frozenset(
     {"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"}
 )
 _MODEL_KEYS: Final = frozenset({"type", "stamps", "tombstone"})
+# Keys a stored document of a model may lack: a never-delete tombstone left out when false,
+# a cluster's write stamp when written to a single node.
+_OPTIONAL_KEYS: Final = frozenset({"_id", "_rev", "tombstone", WRITE_STAMP})
 # Mergeable's own merge (field by field): a model that keeps it needs no leaf ordering.
 _DEFAULT_MERGE: Final = vars(Mergeable)["merge"].__func__
 
@@ -279,7 +282,7 @@ def _working_form(
     # ciphertexts, and the order of lists, are carried over untouched.
     model_class = type(model)
     if plain.get("type") == model_class.couch_info().type_string:
-        if stored.keys() >= model_class.__couch_doc_keys__ - {"_id", "_rev", "tombstone"}:
+        if stored.keys() >= model_class.__couch_doc_keys__ - _OPTIONAL_KEYS:
             return dict(stored)  # every field as stored: nothing to fill in
         current = Model.to_doc(model)
         current.update({key: value for key, value in stored.items() if key in current})
