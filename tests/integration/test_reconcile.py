@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 import tor_async_couchdb as tac
 from support.merge_models import FakeTime, Fruit, Order, base_doc, branch
 from support.waiting import eventually
-from tor_async_couchdb._merge import HybridClock, resolve_leaves
+from tor_async_couchdb._merge import HybridClock, LeafHooks, resolve_leaves
 from tor_async_couchdb._reconcile import (
     LocalDocCheckpoint,
     MemoryCheckpoint,
@@ -280,3 +280,60 @@ async def test_reads_follow_the_delete_policy_and_report_bad_leaves(
     assert unmerged.resolved is None
     read = await clocked.get(Fruit, "b1")  # read as CouchDB's winner, not guessed
     assert read.rev == (await clocked.get_doc("b1"))["_rev"]
+
+
+class Plain(tac.Model, type_name="plain", version="1.0"):
+    """A model without merge policies."""
+
+    n: int = 0
+
+
+class Buggy(tac.Mergeable, type_name="buggy", version="1.0"):
+    """A model whose own merge has a bug."""
+
+    n: int = 0
+
+    @classmethod
+    def merge(cls, leaves: Sequence[Buggy]) -> Buggy:
+        raise RuntimeError("a bug in a model's merge")
+
+
+def _forged_leaves_fail(stored: Mapping[str, Any]) -> None:
+    if stored.get("forged"):
+        raise ValueError("signature mismatch")
+
+
+async def test_every_kind_of_bad_input_is_counted_and_never_ends_the_loop(
+    db: tac.Database,
+) -> None:
+    async def two_roots(doc_id: str, first: dict[str, Any], second: dict[str, Any]) -> None:
+        await db.bulk_docs([{**first, "_id": doc_id, "_rev": "1-a"}], new_edits=False)
+        await db.bulk_docs([{**second, "_id": doc_id, "_rev": "1-b"}], new_edits=False)
+
+    fruit = {"type": "fruit_v1.0", "stamps": {}}
+    await two_roots("newer", fruit, {**fruit, "type": "fruit_v9.0"})
+    await two_roots("tampered", fruit, {**fruit, "forged": True})
+    await two_roots("plain", {"type": "plain_v1.0", "n": 1}, {"type": "plain_v1.0", "n": 2})
+    await two_roots("edited", fruit, {**fruit, "eaten": {"p": {"w1": "many"}, "n": {}}})
+    buggy = {"type": "buggy_v1.0", "stamps": {}}
+    await two_roots("buggy", {**buggy, "n": 1}, {**buggy, "n": 2})
+    await _conflict(db, "good", [("eat", 4)], [("eat", 5)])
+    hooks = LeafHooks(verify=_forged_leaves_fail)
+    models = tac.ModelSet(Fruit, Plain, Buggy)
+    reconciler = Reconciler(db, models, hooks=hooks, heartbeat=1, settle=0.1)
+    task = asyncio.create_task(reconciler.run())
+    await eventually(lambda: reconciler.metrics.inspected + reconciler.metrics.failed >= 6)
+    await eventually(lambda: _caught_up(reconciler))
+    assert not task.done()  # nothing ended the loop
+    reconciler.stop()
+    await task
+    metrics = reconciler.metrics
+    assert metrics.unresolvable == {
+        "newer_version": 1,
+        "no_policy": 1,
+        "unreadable_metadata": 1,
+    }
+    assert (metrics.quarantined, metrics.failed, metrics.resolved) == (1, 1, 1)
+    for doc_id in ("newer", "tampered", "plain", "edited", "buggy"):
+        assert len(await fetch_leaves(db, doc_id)) == 2  # left as they were
+    assert Fruit.from_doc(await db.get_doc("good")).eaten.value == 5
