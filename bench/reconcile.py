@@ -58,6 +58,7 @@ async def _work(url: str, since: str) -> dict[str, Any]:
             checkpoint=MemoryCheckpoint(since),
             checkpoint_every=1000,
             settle=float(os.environ.get("BENCH_SETTLE", "0.5")),
+            defer=float(os.environ.get("BENCH_DEFER_THIS", "0")),
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, reconciler.stop)
@@ -140,8 +141,10 @@ async def _wait_until_converged(dbs: Sequence[tac.Database]) -> None:
         await asyncio.sleep(0.2)
 
 
-def _start_worker(server: DevServer, since: str) -> subprocess.Popen[str]:
+def _start_worker(server: DevServer, since: str, number: int) -> subprocess.Popen[str]:
     env = {**os.environ, "BENCH_USER": server.user, "BENCH_PASSWORD": server.password}
+    # BENCH_DEFER=<seconds>: the first data center resolves at once, the others defer.
+    env["BENCH_DEFER_THIS"] = "0" if number == 0 else os.environ.get("BENCH_DEFER", "0")
     command = [sys.executable, "-m", "bench.reconcile", "--worker", server.url, since]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     assert worker.stdout is not None
@@ -163,7 +166,10 @@ async def _run(n: int) -> dict[str, Any]:
         for number, db in enumerate(dbs):
             await _diverge(db, number)
         sinces = [str((await db.info())["update_seq"]) for db in dbs]
-        workers = [_start_worker(s, since) for s, since in zip(servers, sinces, strict=True)]
+        workers = [
+            _start_worker(s, since, number)
+            for number, (s, since) in enumerate(zip(servers, sinces, strict=True))
+        ]
         try:
             healed = time.perf_counter()
             for source in servers:

@@ -4,6 +4,7 @@ three, a partition and its healing, and a reconciler in every data center."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
@@ -305,3 +306,30 @@ async def test_two_data_centers_resolving_at_once_write_the_same_revisions(
             assert "_conflicts" not in await center.db.get_doc("f1", conflicts=True)
             again = await resolve_document(center.db, "f1", Fruit)
             assert again.written == ()
+
+
+async def test_a_deferring_reconciler_finds_the_first_data_centers_resolution(
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer]
+) -> None:
+    async with AsyncExitStack() as stack:
+        east, west = await _open(stack, _servers(couch_server, extra_servers, 2))
+        await _same_leaves([east.db, west.db], "f1")
+        first = Reconciler(east.db, Fruit, heartbeat=1, settle=0.1)
+        deferring = Reconciler(west.db, Fruit, heartbeat=1, settle=0.1, defer=3.0)
+        tasks = [asyncio.create_task(r.run()) for r in (first, deferring)]
+        stack.push_async_callback(_cancel, tasks)
+        await _connect([east, west], epoch=0)
+        stack.push_async_callback(_partition, [east, west])
+        await eventually(lambda: first.metrics.resolved == 1, seconds=30)
+        await eventually(lambda: deferring.metrics.inspected >= 1, seconds=30)
+        for db in (east.db, west.db):
+            await eventually(functools.partial(_no_conflicts, db, "f1"), seconds=30)
+        assert deferring.metrics.resolved == 0  # it found the merge already written
+        assert (await east.db.get_doc("f1"))["_rev"] == (await west.db.get_doc("f1"))["_rev"]
+        for reconciler in (first, deferring):
+            reconciler.stop()
+        await asyncio.gather(*tasks)
+
+
+async def _no_conflicts(db: tac.Database, doc_id: str) -> bool:
+    return "_conflicts" not in await db.get_doc(doc_id, conflicts=True)

@@ -104,7 +104,11 @@ class Reconciler:
     in batches: a change and those arriving within ``settle`` seconds of it (up to
     ``batch_size``); the leaves of a batch's conflicted documents are read in one ``_bulk_get``
     (``concurrency`` bounds those read one by one instead) and the resolutions written in a few
-    ``_bulk_docs`` requests (:func:`~._resolve.resolve_many`).
+    ``_bulk_docs`` requests (:func:`~._resolve.resolve_many`). ``defer`` (seconds) holds each
+    batch back before resolving it: give it to the reconcilers of all data centers but one,
+    and they mostly find that one's resolutions already replicated (less work, fewer rounds
+    of merges of different subsets of leaves), at the price of resolving later while it is
+    down.
     """
 
     def __init__(
@@ -120,10 +124,11 @@ class Reconciler:
         settle: float = 0.5,
         batch_size: int = 500,
         concurrency: int = 4,
+        defer: float = 0.0,
     ) -> None:
         """Raises :class:`InvalidInputError` for a count below 1 or a negative ``settle``."""
-        if min(checkpoint_every, batch_size, concurrency) < 1 or settle < 0:
-            raise InvalidInputError("counts must be at least 1, and settle not negative")
+        if min(checkpoint_every, batch_size, concurrency) < 1 or min(settle, defer) < 0:
+            raise InvalidInputError("counts must be at least 1, settle and defer not negative")
         self._db = db
         self._models = models
         self._checkpoint: Checkpoint = checkpoint or MemoryCheckpoint()
@@ -134,6 +139,7 @@ class Reconciler:
         self._settle = settle
         self._batch_size = batch_size
         self._concurrency = concurrency
+        self._defer = defer
         self._saved_at = 0  # the change count at the last checkpoint
         self._metrics = ReconcilerMetrics()
         self._dead: OrderedDict[str, frozenset[str]] = OrderedDict()
@@ -189,6 +195,10 @@ class Reconciler:
         try:
             while not self._stopping.is_set():
                 batch = await self._next_batch(queue, reader)
+                if self._defer:
+                    # Give the data center that resolves first the time to do it: its
+                    # resolutions replicate here, and this one then finds them settled.
+                    await asyncio.sleep(self._defer)
                 self._busy = True
                 try:
                     await self._handle_batch(batch)
