@@ -167,7 +167,7 @@ async def test_reconcile_resolves_until_a_signal_and_reports_bad_documents(
 async def test_a_signal_while_a_batch_settles_stops_it_gracefully(
     couch_server: CouchServer, workdir: Path, db: tac.Database
 ) -> None:
-    process = await _started(couch_server, workdir, db.name, "--settle", "5")
+    process = await _started(couch_server, workdir, db.name, "--settle", "5", "--defer", "1")
     await db.put_doc({"_id": "plain"})  # a batch settling for 5 s when the signal comes
     await asyncio.sleep(0.5)
     code, metrics, err = await _stop(process, signal.SIGTERM)

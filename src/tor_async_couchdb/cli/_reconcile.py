@@ -71,6 +71,14 @@ _LOG_EVERY = 10.0
     help="Changes resolved together, at most.",
 )
 @click.option(
+    "--defer",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to hold each batch back: give it to every data center's reconciler but "
+    "one's, so that they mostly find that one's resolutions already replicated.",
+)
+@click.option(
     "--refresh",
     type=click.FloatRange(min=0.1),
     default=1.0,
@@ -107,6 +115,7 @@ async def _reconcile(
             checkpoint=checkpoint,
             settle=options["settle"],
             batch_size=options["batch_size"],
+            defer=options["defer"],
         )
         task = asyncio.create_task(_started(db, reconciler, checkpoint))
         with _signals_stop(reconciler, task):
