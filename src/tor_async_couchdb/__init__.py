@@ -70,6 +70,7 @@ from ._merge import (
     GCounter,
     HybridClock,
     LastWriterWins,
+    LeafHooks,
     Max,
     Mergeable,
     Min,
@@ -77,6 +78,7 @@ from ._merge import (
     PNCounter,
     ReadPolicy,
     Stamp,
+    seal,
 )
 from ._models import (
     DocumentCodec,
@@ -202,6 +204,7 @@ __all__ = [
     "KeyRing",
     "KeyRingError",
     "LastWriterWins",
+    "LeafHooks",
     "Limits",
     "LocalDocCheckpoint",
     "MalformedEnvelope",
@@ -274,6 +277,7 @@ __all__ = [
     "new_id",
     "parse_type",
     "resolve_document",
+    "seal",
     "security_object",
     "stored_value",
     "upgrade",
