@@ -65,16 +65,20 @@ from ._exceptions import (
     WrongTypeError,
 )
 from ._merge import (
+    BadLeafError,
     DeletePolicy,
     GCounter,
     HybridClock,
     LastWriterWins,
+    LeafHooks,
     Max,
     Mergeable,
     Min,
     ORSet,
     PNCounter,
+    ReadPolicy,
     Stamp,
+    seal,
 )
 from ._models import (
     DocumentCodec,
@@ -129,6 +133,7 @@ from ._reconcile import (
 )
 from ._store import (
     BuildProgress,
+    Conflicts,
     CouchDB,
     Database,
     Mapper,
@@ -153,6 +158,7 @@ logging.getLogger("tor_async_couchdb").addHandler(logging.NullHandler())
 
 __all__ = [
     "Argon2Policy",
+    "BadLeafError",
     "BadRequest",
     "BasicAuth",
     "BearerAuth",
@@ -165,6 +171,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConflictRetry",
+    "Conflicts",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
@@ -200,6 +207,7 @@ __all__ = [
     "KeyRing",
     "KeyRingError",
     "LastWriterWins",
+    "LeafHooks",
     "Limits",
     "LocalDocCheckpoint",
     "MalformedEnvelope",
@@ -230,6 +238,7 @@ __all__ = [
     "Protection",
     "ProtectionError",
     "ProtocolError",
+    "ReadPolicy",
     "ReadTimeout",
     "Reconciler",
     "ReconcilerMetrics",
@@ -274,6 +283,7 @@ __all__ = [
     "new_id",
     "parse_type",
     "resolve_document",
+    "seal",
     "security_object",
     "stored_value",
     "upgrade",

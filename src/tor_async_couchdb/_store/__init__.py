@@ -5,6 +5,7 @@ from ._build import BuildProgress
 from ._client import CouchDB
 from ._database import Change, Database
 from ._mapper import Codec, Mapper
+from ._merging import Conflicts
 from ._migrate import MigrationProgress
 from ._quarantine import StoreStats
 from ._results import SaveResult
@@ -14,6 +15,7 @@ __all__ = [
     "BuildProgress",
     "Change",
     "Codec",
+    "Conflicts",
     "CouchDB",
     "Database",
     "Mapper",

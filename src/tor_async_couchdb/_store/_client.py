@@ -9,10 +9,12 @@ from .._config import Auth, Limits, RetryPolicy, Timeouts
 from .._couch import CouchDB as RawCouchDB
 from .._couch import RequestRecord
 from .._couch._urls import check_db_name
+from .._merge import HybridClock
 from .._transport import Transport
 from ._database import Database
 from ._hot import HotDocuments
 from ._mapper import Codec, Mapper
+from ._merging import Merging
 from ._quarantine import Quarantine, StoreStats
 
 __all__ = ["CouchDB"]
@@ -28,7 +30,9 @@ class CouchDB(RawCouchDB):
     :class:`Protection` bundle as it is, or a list. ``quarantine=True``: collection reads
     (``query``, ``all``, ``find_models``, ``get_many``...) skip tampered documents, logging
     each at ERROR and counting them in :meth:`stats` (``quarantined``), instead of raising
-    :class:`TamperedDocument` (see :mod:`._quarantine`).
+    :class:`TamperedDocument` (see :mod:`._quarantine`). ``clock``: the :class:`HybridClock`
+    that seals every write of a mergeable model (one with a random node id if not given; see
+    ``docs/multi-master.md``).
     """
 
     def __init__(
@@ -45,8 +49,10 @@ class CouchDB(RawCouchDB):
         on_request: Callable[[RequestRecord], None] | None = None,
         codecs: Iterable[Codec] = (),
         quarantine: bool = False,
+        clock: HybridClock | None = None,
     ) -> None:
-        self._mapper = Mapper(codecs)  # checked before any connection exists
+        self._merging = Merging(clock)
+        self._mapper = Mapper(codecs, merging=self._merging)  # checked before any connection
         self._quarantine = quarantine
         self._quarantined = Quarantine()  # the count, shared by every handle
         self._copies: dict[str, int] = {}
@@ -72,7 +78,7 @@ class CouchDB(RawCouchDB):
     ) -> Database:
         """A handle of database ``name`` (no I/O), with models. ``codecs`` and ``quarantine``
         replace the client's for this handle. Raises :class:`InvalidNameError`."""
-        mapper = self._mapper if codecs is None else Mapper(codecs)
+        mapper = self._mapper if codecs is None else Mapper(codecs, merging=self._merging)
         quarantined = self._quarantine if quarantine is None else quarantine
         return Database(
             self,

@@ -37,6 +37,7 @@ from .._models import Index, Model, design_docs
 from ._build import ViewProgress, build_views, put_design_doc
 from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, with_rev
+from ._merging import Conflicts, conflicts, read_model, resolves_on_read
 from ._migrate import MigrationProgress, Progress, migrate
 from ._quarantine import QUARANTINED, Quarantine
 from ._queries import (
@@ -162,6 +163,7 @@ class Database(RawDatabase):
         return await self._save_as(model)
 
     async def _save_as(self, model: M, **overrides: str | None) -> M:
+        model = self._mapper.merging.sealed(model)
         if self.name not in self._copies:
             checked_doc(model, **overrides)  # bad input fails before the first request
         copies = await self.copies()
@@ -196,7 +198,7 @@ class Database(RawDatabase):
     async def _current(self, model: type[M], doc_id: str) -> M:
         """:meth:`get` for an update: on a cluster, leftover siblings are settled first."""
         copies = await self.copies()
-        if copies == 1:
+        if copies == 1 or resolves_on_read(model):  # (a merge keeps every sibling's changes)
             return await self.get(model, doc_id)
         withdraw = functools.partial(self._mapper.deletion, model, doc_id)
         doc = await current_settled(self, doc_id, copies=copies, withdraw=withdraw)
@@ -207,9 +209,18 @@ class Database(RawDatabase):
 
         Raises :class:`NotFound`, :class:`WrongTypeError` (another model's document, or a newer
         version) and :class:`ModelValidationError` (stored values that do not fit). A
-        tombstoned document is returned (its ``tombstone`` is true).
+        tombstoned document is returned (its ``tombstone`` is true). A conflicted document
+        of a mergeable model is read as the merge of its leaves, unless its ``read_policy`` is
+        ``"winner"`` (see :meth:`conflicts`).
         """
+        if resolves_on_read(model):
+            return await read_model(self, model, doc_id)
         return self._mapper.model(model, await self.get_doc(doc_id))
+
+    async def conflicts(self, model: type[M], doc_id: str) -> Conflicts[M]:
+        """Every leaf of document ``doc_id`` as ``model`` (a mergeable one, for ``resolved``),
+        and their merge: :class:`Conflicts`. Nothing is written. Raises :class:`NotFound`."""
+        return await conflicts(self, model, doc_id)
 
     async def get_many(
         self,
@@ -312,7 +323,7 @@ class Database(RawDatabase):
         policy = retry if retry is not None else ConflictRetry()
 
         async def applied(current: Any) -> Any:
-            return await _apply(change, current)
+            return self._mapper.merging.sealed(await _apply(change, current))
 
         async def run(batch: Batch) -> Model | None:
             return await self._update_batch(model, doc_id, batch, policy)
@@ -356,6 +367,7 @@ class Database(RawDatabase):
         """
         if chunk_size < 1:
             raise InvalidInputError("chunk_size must be at least 1")
+        models = [self._mapper.merging.sealed(model) for model in models]
         if models and self.name not in self._copies:
             for model in models:
                 checked_doc(model)  # bad input fails before the first request

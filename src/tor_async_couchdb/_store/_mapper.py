@@ -30,6 +30,7 @@ from .._models import (
     Model,
 )
 from .._protect import check_model
+from ._merging import Merging
 
 __all__ = ["Codec", "Mapper", "checked_doc", "with_rev"]
 
@@ -84,11 +85,13 @@ def with_rev(checked: M, rev: str) -> M:
 
 class Mapper:
     """Documents to models and back, through ``codecs`` (field and document codecs, in the
-    order they apply on a write). Immutable; one per database handle."""
+    order they apply on a write); ``merging`` seals mergeable models before they are written
+    (:mod:`._merging`). Immutable; one per database handle."""
 
-    __slots__ = ("_codecs", "_document_codecs", "_field_codecs", "_plans")
+    __slots__ = ("_codecs", "_document_codecs", "_field_codecs", "_merging", "_plans")
 
-    def __init__(self, codecs: Iterable[Codec] = ()) -> None:
+    def __init__(self, codecs: Iterable[Codec] = (), *, merging: Merging | None = None) -> None:
+        self._merging = merging if merging is not None else Merging()
         self._codecs: tuple[Codec, ...] = tuple(codecs)
         fields: list[FieldCodec] = []
         documents: list[DocumentCodec] = []
@@ -114,6 +117,11 @@ class Mapper:
         """The codecs, in the order they apply on a write."""
         return self._codecs
 
+    @property
+    def merging(self) -> Merging:
+        """How mergeable models are sealed (the writer's clock)."""
+        return self._merging
+
     # -- reading -----------------------------------------------------------------------------
 
     def model(self, model: type[M], doc: Mapping[str, Any]) -> M:
@@ -130,6 +138,11 @@ class Mapper:
             from_doc = model.from_doc
             return [from_doc(doc) for doc in docs]
         return [model.from_doc(self._decoded(model, doc)) for doc in docs]
+
+    def decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
+        """``doc`` decoded by the codecs (signatures checked, values decrypted), not yet
+        validated as ``model``. Raises what the codecs raise."""
+        return self._decoded(model, doc) if self._codecs else dict(doc)
 
     def _decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
         plan = self._plan(model)  # (first: the model's markers are checked before any decode)

@@ -11,6 +11,7 @@ import tor_async_couchdb as tac
 from ._common import log_level_option
 from ._devserver import devserver
 from ._install import delete_database, install, status
+from ._reconcile import reconcile
 from ._replicate import replicate, replication_status
 from ._rotate import rotate
 from ._watch import compact, health, metrics
@@ -46,6 +47,7 @@ for _command in (
     replicate,
     replication_status,
     rotate,
+    reconcile,
     devserver,
 ):
     cli.add_command(_command)
