@@ -58,6 +58,7 @@ async def _work(url: str, since: str) -> dict[str, Any]:
             checkpoint=MemoryCheckpoint(since),
             checkpoint_every=1000,
             settle=float(os.environ.get("BENCH_SETTLE", "0.5")),
+            defer=float(os.environ.get("BENCH_DEFER_THIS", "0")),
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, reconciler.stop)
@@ -68,11 +69,23 @@ async def _work(url: str, since: str) -> dict[str, Any]:
         metrics = reconciler.metrics
         return {"cpu": cpu, "resolved": metrics.resolved, "raced": metrics.raced,
                 "inspected": metrics.inspected, "changes": metrics.changes,
-                "failed": metrics.failed}  # fmt: skip
+                "failed": metrics.failed, "errors": metrics.errors,
+                "conflicts": metrics.conflicts}  # fmt: skip
 
 
 def _worker(url: str, since: str) -> None:
-    print(json.dumps(asyncio.run(_work(url, since))), flush=True)
+    profile = os.environ.get("BENCH_PROFILE")  # a folder: one pyinstrument text report each
+    if not profile:
+        print(json.dumps(asyncio.run(_work(url, since))), flush=True)
+        return
+    from pyinstrument import Profiler
+
+    with Profiler(async_mode="disabled") as profiler:
+        report = asyncio.run(_work(url, since))
+    port = url.rsplit(":", 1)[-1].strip("/")
+    with open(os.path.join(profile, f"reconciler-{port}.txt"), "w", encoding="utf-8") as out:
+        out.write(profiler.output_text(unicode=False, color=False))
+    print(json.dumps(report), flush=True)
 
 
 # --- the coordinator -------------------------------------------------------------------------
@@ -128,8 +141,10 @@ async def _wait_until_converged(dbs: Sequence[tac.Database]) -> None:
         await asyncio.sleep(0.2)
 
 
-def _start_worker(server: DevServer, since: str) -> subprocess.Popen[str]:
+def _start_worker(server: DevServer, since: str, number: int) -> subprocess.Popen[str]:
     env = {**os.environ, "BENCH_USER": server.user, "BENCH_PASSWORD": server.password}
+    # BENCH_DEFER=<seconds>: the first data center resolves at once, the others defer.
+    env["BENCH_DEFER_THIS"] = "0" if number == 0 else os.environ.get("BENCH_DEFER", "0")
     command = [sys.executable, "-m", "bench.reconcile", "--worker", server.url, since]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     assert worker.stdout is not None
@@ -151,7 +166,10 @@ async def _run(n: int) -> dict[str, Any]:
         for number, db in enumerate(dbs):
             await _diverge(db, number)
         sinces = [str((await db.info())["update_seq"]) for db in dbs]
-        workers = [_start_worker(s, since) for s, since in zip(servers, sinces, strict=True)]
+        workers = [
+            _start_worker(s, since, number)
+            for number, (s, since) in enumerate(zip(servers, sinces, strict=True))
+        ]
         try:
             healed = time.perf_counter()
             for source in servers:

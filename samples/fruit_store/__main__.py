@@ -1,8 +1,10 @@
 """Run the fruit store: ``python -m samples.fruit_store [--couchdb-url URL] [--port N]``.
 
 Without ``--couchdb-url`` (or ``COUCHDB_URL``, with credentials) it starts the embedded
-CouchDB-compatible server for the run. It creates the database and views, serves until SIGINT or
-SIGTERM, lets requests in flight finish, closes the client and stops what it started.
+CouchDB-compatible server for the run. It loads or generates the key ring, installs the
+database with the library's installer (views, ``_security``, the signature guard), serves
+until SIGINT or SIGTERM, lets requests in flight finish, closes the client and stops what it
+started.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import tor_async_couchdb as tac
 from tor_async_couchdb.devserver import DevServer
 from tor_async_couchdb.tornado import ServiceMetrics, serve_until_signalled
 
-from . import logs
-from .app import Limits, make_service
+from . import keys, logs
+from .app import Limits, Service, make_service
+from .install import install
+from .models import Fruit
 
 logger = logging.getLogger("samples.fruit_store")
 
@@ -41,7 +45,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--state-dir",
         type=Path,
         default=Path(".run/fruit_store"),
-        help="where this run's keys will be kept (data protection)",
+        help="where this run's key ring is kept (keys/keyring.json under it)",
+    )
+    parser.add_argument(
+        "--keyring",
+        type=Path,
+        default=None,
+        help="the key ring file (default: STATE_DIR/keys/keyring.json; "
+        "$TOR_ASYNC_COUCHDB_KEYRING wins)",
+    )
+    parser.add_argument(
+        "--node-id",
+        default="fruit-store-1",
+        help="this instance's id in merge metadata: unique among instances writing at once",
+    )
+    parser.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="run the reconciler in-process (merges replication conflicts)",
     )
     parser.add_argument(
         "--grace", type=float, default=10.0, help="seconds for requests in flight at shutdown"
@@ -58,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)  # fmt: skip
 
 
-def announce(url: str, couch_url: str, state_dir: Path) -> None:
+def announce(url: str, couch_url: str, keys_at: str) -> None:
     """What a user needs to start: the URL, where keys will be, and requests that work."""
     post = (
         f"curl -s -X POST -H 'Content-Type: application/json' -d '{{\"color\": \"red\"}}' "
@@ -67,7 +88,7 @@ def announce(url: str, couch_url: str, state_dir: Path) -> None:
     lines = [
         f"fruit store listening on {url}",
         f"couchdb: {couch_url}",
-        f"keys: {state_dir.resolve() / 'keys'} (used once data protection lands; none yet)",
+        f"keys: {keys_at}",
         "try:",
         f"  {post}",
         f"  curl -s '{url}/v1.0/fruits?color=red&limit=5'",
@@ -78,7 +99,13 @@ def announce(url: str, couch_url: str, state_dir: Path) -> None:
     print("\n".join(lines), flush=True)
 
 
-async def serve(url: str, auth: tuple[str, str] | None, args: argparse.Namespace) -> None:
+async def serve(
+    url: str, auth: tuple[str, str] | None, args: argparse.Namespace, *, fresh: bool
+) -> None:
+    """Serve until signalled. ``fresh``: the database was made for this run (new keys)."""
+    keyring_at = args.keyring or keys.keyring_path(args.state_dir)
+    ring, keys_at = keys.load_or_generate(keyring_at, fresh=fresh)
+    protection = tac.Protection.from_keyring(ring)
     metrics = ServiceMetrics()
     couch = tac.CouchDB(
         url,
@@ -88,20 +115,45 @@ async def serve(url: str, auth: tuple[str, str] | None, args: argparse.Namespace
         # Few quick retries: the request deadline (Limits.request_timeout) bounds them anyway.
         retry=tac.RetryPolicy(max_retries=2, backoff=0.05, max_backoff=0.5),
         on_request=metrics.record_couch_request,
+        codecs=keys.codecs(protection),
     )
     async with couch:
-        service = make_service(couch, args.db, metrics, limits=Limits())
-        await service.store.install()
+        counts = await install(couch, args.db, protection)
+        logger.info("installed %s: %s", args.db, counts)
+        clock = tac.HybridClock(args.node_id)
+        service = make_service(
+            couch, args.db, metrics, protection=protection, clock=clock, limits=Limits()
+        )
 
         def ready(port: int) -> None:
-            announce(f"http://{args.host}:{port}", couch.url, args.state_dir)
+            announce(f"http://{args.host}:{port}", couch.url, keys_at)
 
-        # Only the serving is profiled: not the embedded server's start, nor the install.
-        with profiled(args.profile):
-            await serve_until_signalled(
-                service.app, port=args.port, address=args.host, grace=args.grace, ready=ready
-            )
+        async with reconciling(service, enabled=args.reconcile):
+            # Only the serving is profiled: not the embedded server's start, nor the install.
+            with profiled(args.profile):
+                await serve_until_signalled(
+                    service.app, port=args.port, address=args.host, grace=args.grace, ready=ready
+                )
     logger.info("stopped: requests finished, client closed")
+
+
+@contextlib.asynccontextmanager
+async def reconciling(service: Service, *, enabled: bool) -> AsyncIterator[tac.Reconciler | None]:
+    """Run a reconciler of the service's database for the block (if ``enabled``)."""
+    if not enabled:
+        yield None
+        return
+    db = service.store.db
+    reconciler = tac.Reconciler(
+        db, Fruit, checkpoint=tac.LocalDocCheckpoint(db), hooks=service.store.hooks, settle=0.2
+    )
+    task = asyncio.create_task(reconciler.run())
+    try:
+        yield reconciler
+    finally:
+        reconciler.stop()
+        await asyncio.wait_for(task, 15)
+        logger.info("reconciler stopped: %s", reconciler.metrics)
 
 
 @contextlib.contextmanager
@@ -128,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure()
     if args.couchdb_url:
-        asyncio.run(serve(args.couchdb_url, None, args))
+        asyncio.run(serve(args.couchdb_url, None, args, fresh=False))
         return 0
     # Started from the main thread, so the kernel ends it should this process be killed.
+    # Its data lives only as long as the run: so do the keys generated for it.
     with DevServer(in_memory=args.in_memory) as server:
-        asyncio.run(serve(server.url, server.auth, args))
+        asyncio.run(serve(server.url, server.auth, args, fresh=True))
     return 0
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import secrets
 from collections.abc import Callable
@@ -16,8 +15,11 @@ from typing import Any, Protocol
 import tor_async_couchdb as tac
 
 from .combiner import Combiner
+from .merging import LeafHooks, sealed
 from .models import Fruit, FruitChange, NewFruit
 
+# Merges of a conflicted fruit tried before an update backs off and reads it again.
+_MERGE_ATTEMPTS = 5
 # At most this many fruits per page; a bigger ``limit`` is an error, not silently cut.
 MAX_PAGE = 100
 
@@ -61,15 +63,6 @@ class Saved:
     conflicts_retried: int
 
 
-def token_digest(token: str) -> str:
-    """The stored form of an owner token.
-
-    PLUG-IN (data protection): replaced by the hashing codec (keyed, with a key id) when it
-    lands; a plain SHA-256 of a 192-bit random token is safe against guessing meanwhile.
-    """
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 def check_fruit_id(fruit_id: str) -> str:
     """``fruit_id`` if it is an id this service makes; :class:`tac.InvalidNameError` if not."""
     tac.id_timestamp(fruit_id)  # 32 lower-case hex digits, as tac.new_id() makes them
@@ -77,22 +70,30 @@ def check_fruit_id(fruit_id: str) -> str:
 
 
 class FruitStore:
-    """The fruit store's actions over one database.
+    """The fruit store's actions over one database (a handle with the protection codecs).
 
-    ``on_conflicts_retried(n)`` is told how many conflicts an update retried (for metrics).
+    ``clock`` stamps this instance's writes (its node id must be unique among the instances
+    writing at once); ``hooks`` check, read and sign leaves when a conflicted fruit is merged
+    before a change; ``on_conflicts_retried(n)`` is told how many conflicts an update retried,
+    ``on_merged()`` each merge it had to write first (for metrics).
     """
 
-    def __init__(self, db: tac.Database, *, on_conflicts_retried: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        db: tac.Database,
+        *,
+        clock: tac.HybridClock,
+        hooks: LeafHooks,
+        on_conflicts_retried: Callable[[int], None],
+        on_merged: Callable[[], None] = lambda: None,
+    ) -> None:
         self.db = db
+        self.clock = clock
+        self.hooks = hooks
         self._on_conflicts_retried = on_conflicts_retried
+        self._on_merged = on_merged
         self._retry = tac.ConflictRetry(attempts=50, backoff=0.005, max_backoff=0.2)
         self._combiner: Combiner[Fruit, Saved] = Combiner(self._update)
-
-    async def install(self) -> None:
-        """Create the database and its views if missing (idempotent)."""
-        # PLUG-IN (installer): the installer CLI takes this over when it lands.
-        await self.db.create(exists_ok=True)
-        await self.db.install_views(Fruit)
 
     async def create(self, new: NewFruit) -> tuple[Fruit, str]:
         """Save a new fruit; returns it and its owner token (shown once, stored hashed)."""
@@ -103,12 +104,12 @@ class FruitStore:
             id=fruit_id,
             fruit_id=fruit_id,
             color=new.color,
-            note=new.note,
-            owner_token=token_digest(token),
+            note=new.note,  # encrypted by the client's codec
+            owner_token=tac.HashedSecret.new(token),  # hashed (argon2id, in a thread)
             created_on=now,
             updated_on=now,
         )
-        return await self.db.save(fruit), token
+        return await self.db.save(sealed(fruit, self.clock)), token
 
     async def get(self, fruit_id: str) -> Fruit:
         """The fruit; :class:`tac.NotFound` if there is none."""
@@ -147,7 +148,7 @@ class FruitStore:
                 doc = row.get("doc")
                 if doc is None or row.get("id") == after or row.get("value") is True:
                     continue  # deleted meanwhile, the cursor's own fruit, or tombstoned
-                fruit = Fruit.from_doc(doc)
+                fruit = self.db.mapper.model(Fruit, doc)  # verified and decrypted
                 if color is None or fruit.color == color:
                     fruits.append(fruit)
                 if len(fruits) == wanted:
@@ -178,7 +179,7 @@ class FruitStore:
         if not if_match.matches(current.rev):
             raise StaleRevision(fruit_id)
         try:
-            return await self.db.save(changed(current))
+            return await self.db.save(sealed(changed(current), self.clock))
         except tac.Conflict:
             raise StaleRevision(fruit_id) from None
 
@@ -188,13 +189,9 @@ class FruitStore:
         def eaten(fruit: Fruit) -> Fruit:
             if by in fruit.eaten_by:  # a repeated request (say, after a lost answer)
                 return fruit
-            return fruit.model_copy(
-                update={
-                    "eaten": fruit.eaten + 1,
-                    "eaten_by": [*fruit.eaten_by, by],
-                    "updated_on": datetime.now(UTC),
-                }
-            )
+            fruit.eaten.add(1)  # a counter and a set: merged, never overwritten
+            fruit.eaten_by.add(by)
+            return fruit.model_copy(update={"updated_on": datetime.now(UTC)})
 
         return await self._combiner.apply(check_fruit_id(fruit_id), eaten)
 
@@ -206,7 +203,7 @@ class FruitStore:
         current = await self.get(fruit_id)
         if owner_token is None:
             raise OwnerTokenError(missing=True)
-        if not hmac.compare_digest(token_digest(owner_token), current.owner_token):
+        if not await current.owner_token.verify(owner_token):  # argon2id, in a thread
             raise OwnerTokenError(missing=False)
         if if_match is not None and not if_match.matches(current.rev):
             raise StaleRevision(fruit_id)
@@ -220,20 +217,46 @@ class FruitStore:
         await self.db.delete(fruit, retry=self._retry if retry else None)
 
     async def _update(self, fruit_id: str, change: Callable[[Fruit], Fruit]) -> Saved:
-        """``db.update`` with retry on conflicts (the combiner's writer)."""
-        attempts = 0
+        """Read, change, seal and write the fruit, retrying conflicts (the combiner's writer).
 
-        def counted(fruit: Fruit) -> Fruit:
-            nonlocal attempts
-            attempts += 1  # update calls the change once per attempt: retries are the rest
-            return change(fruit)
-
+        Not ``db.update``: a fruit that replication left conflicted is merged first
+        (``tac.resolve_document``), because a change written on the winning leaf alone could
+        set this instance's counter entry back to an older branch's, losing an increment.
+        """
+        retried = 0
         try:
-            fruit = await self.db.update(Fruit, fruit_id, counted, retry=self._retry)
+            for attempt in range(1, self._retry.attempts + 1):
+                try:
+                    fruit = await self._merged(fruit_id)
+                    saved = await self.db.save(sealed(change(fruit), self.clock))
+                except tac.Conflict:  # a write in between, or a fruit that stays conflicted
+                    if attempt == self._retry.attempts:
+                        raise
+                    retried += 1
+                    await asyncio.sleep(self._retry.delay(attempt))
+                    continue
+                return Saved(saved, retried)
+            raise AssertionError("unreachable: the last attempt returns or raises")
         finally:
-            if attempts > 1:
-                self._on_conflicts_retried(attempts - 1)
-        return Saved(fruit, max(0, attempts - 1))
+            if retried:
+                self._on_conflicts_retried(retried)
+
+    async def _merged(self, fruit_id: str) -> Fruit:
+        """The fruit with a single live leaf: merged first (and read again) while it has more.
+
+        Never the winning leaf of a conflicted fruit: a resolution that raced another writer
+        may leave the leaves apart, and a change written on a branch without this instance's
+        latest write would reuse its counter entries and set tags (an unmergeable fruit).
+        """
+        checked_id = check_fruit_id(fruit_id)
+        for _ in range(_MERGE_ATTEMPTS):
+            doc = await self.db.get_doc(checked_id, conflicts=True)
+            if "_conflicts" not in doc:
+                return self.db.mapper.model(Fruit, doc)
+            await tac.resolve_document(self.db, checked_id, Fruit, hooks=self.hooks)
+            self._on_merged()
+        # Raised as a conflict: the update's retry loop reads again after a backoff.
+        raise tac.Conflict(f"fruit {checked_id!r} stays conflicted", status=409, doc_id=checked_id)
 
 
 def _make_cursor(after: str, color: str | None) -> str:

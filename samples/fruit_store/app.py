@@ -17,6 +17,7 @@ from tor_async_couchdb.tornado import (
 
 from .actions import FruitStore
 from .handlers import ERRORS, EatenHandler, FruitsHandler, NotFoundHandler, OneFruitHandler
+from .merging import leaf_hooks
 
 _ID = r"([^/]+)"  # any segment: the action refuses what is not a fruit id, with a 400
 
@@ -44,13 +45,26 @@ class Service:
 
 
 def make_service(
-    couch: tac.CouchDB, db_name: str, metrics: ServiceMetrics, *, limits: Limits | None = None
+    couch: tac.CouchDB,
+    db_name: str,
+    metrics: ServiceMetrics,
+    *,
+    protection: tac.Protection,
+    clock: tac.HybridClock,
+    limits: Limits | None = None,
 ) -> Service:
-    """Build the service over ``couch`` (made with ``on_request=metrics.record_couch_request``
-    for CouchDB latencies). Does no I/O: ``await service.store.install()`` next."""
+    """Build the service over ``couch``, a client made with ``protection``'s codecs (and
+    ``on_request=metrics.record_couch_request`` for CouchDB latencies); ``clock`` stamps this
+    instance's writes. Does no I/O: install the database first (``install.install``)."""
     limits = limits or Limits()
     db = couch.database(db_name)
-    store = FruitStore(db, on_conflicts_retried=lambda n: metrics.count("conflicts_retried", n))
+    store = FruitStore(
+        db,
+        clock=clock,
+        hooks=leaf_hooks(db, protection.signature),
+        on_conflicts_retried=lambda n: metrics.count("conflicts_retried", n),
+        on_merged=lambda: metrics.count("conflicts_merged_before_write"),
+    )
     in_flight = InFlight()
     fruit_args = {"store": store}
     app = tornado.web.Application(

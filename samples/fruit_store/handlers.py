@@ -24,8 +24,8 @@ _B = TypeVar("_B", bound=pydantic.BaseModel)
 
 OWNER_TOKEN_HEADER = "X-Owner-Token"
 
-# The service's own outcomes, tried before the library's mapping.
-# PLUG-IN (data protection): ErrorRule(tac.<the tamper error>, 500, "tampered") goes here.
+# The service's own outcomes, tried before the library's mapping (which answers a tampered
+# document 500 "tampered", and logs it).
 ERRORS = ErrorMap().with_rules(
     ErrorRule(StaleRevision, 412, "precondition_failed", "If-Match is not the current revision"),
     ErrorRule(BadCursor, 400, "invalid_cursor", None),
@@ -66,7 +66,7 @@ class FruitsHandler(FruitHandler):
         new = self.body_as(NewFruit)
         fruit, token = await self.deadline(self.store.create(new))
         self.set_header("Location", f"/v1.0/fruits/{fruit.fruit_id}")
-        # The owner token is shown this once; only its digest is stored.
+        # The owner token is shown this once; only its argon2id hash is stored.
         self.answer_fruit(fruit, status=201, owner_token=token)
 
     async def get(self) -> None:
@@ -138,7 +138,7 @@ class EatenHandler(FruitHandler):
             self.set_header("ETag", etag_for(saved.fruit.rev))
         # Lean on purpose: the set of a hot fruit grows long; GET shows it.
         fruit = saved.fruit
-        self.write_json({"fruit_id": fruit.fruit_id, "eaten": fruit.eaten, "by": eating.by})
+        self.write_json({"fruit_id": fruit.fruit_id, "eaten": fruit.eaten.value, "by": eating.by})
 
 
 class NotFoundHandler(CouchRequestHandler):

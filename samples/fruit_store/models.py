@@ -13,35 +13,39 @@ COLOR_PATTERN = r"^[a-z][a-z -]{0,31}$"
 
 
 class Fruit(
-    tac.Model,
+    tac.Mergeable,
     type_name="fruit",
     version="1.0",
     # The colour filter pages by fruit id within one colour: one view serves both.
     indexes={"color_fruit_id": ("color", "fruit_id")},
 ):
     """A fruit. Its ``fruit_id`` is also its document id (time-ordered: lists run oldest
-    first), kept as a field so that the ``fruit_id`` view can page through every fruit."""
+    first), kept as a field so that the ``fruit_id`` view can page through every fruit.
+
+    Protected as the data classification asks: the owner token is kept only as an argon2id
+    hash (``Hashed``), the note only encrypted (``Encrypted``), and every document is signed
+    (the client's codecs). Merged by policies when data centers write at once: ``eaten`` is a
+    counter and ``eaten_by`` a set (no acknowledged eating is lost), ``created_on`` the
+    earliest and ``updated_on`` the latest any replica holds; the rest last writer wins.
+    """
 
     fruit_id: Annotated[str, tac.Indexed()]
     color: str
-    # PLUG-IN (data protection): ``note`` gets the encryption marker and ``owner_token`` the
-    # hashing marker once that layer lands; until then ``owner_token`` holds a SHA-256 hex
-    # digest made by the service (actions.token_digest) and ``note`` is stored in clear.
-    note: str | None = None
-    owner_token: str
-    eaten: int = 0
-    eaten_by: list[str] = pydantic.Field(default_factory=list)
-    created_on: datetime
-    updated_on: datetime
+    note: Annotated[str | None, tac.Encrypted()] = None
+    owner_token: Annotated[tac.HashedSecret, tac.Hashed()]
+    eaten: tac.PNCounter = pydantic.Field(default_factory=tac.PNCounter)
+    eaten_by: tac.ORSet[str] = pydantic.Field(default_factory=tac.ORSet)
+    created_on: Annotated[datetime, tac.Min()]
+    updated_on: Annotated[datetime, tac.Max()]
 
     def public(self) -> dict[str, Any]:
-        """The fruit as the API shows it (never the owner token's digest)."""
+        """The fruit as the API shows it (never the owner token's hash)."""
         return {
             "fruit_id": self.fruit_id,
             "color": self.color,
             "note": self.note,
-            "eaten": self.eaten,
-            "eaten_by": self.eaten_by,
+            "eaten": self.eaten.value,
+            "eaten_by": sorted(self.eaten_by),
             "created_on": _iso(self.created_on),
             "updated_on": _iso(self.updated_on),
         }

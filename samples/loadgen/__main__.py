@@ -14,6 +14,7 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,11 @@ from .users import COLORS, Client, Ledger, VirtualUser
 
 def parse_args(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="python -m samples.loadgen", description=__doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8888", help="the fruit store")
+    parser.add_argument(
+        "--url",
+        default="http://127.0.0.1:8888",
+        help="the fruit store (several instances: comma-separated URLs)",
+    )
     parser.add_argument("--users", type=int, default=50, help="virtual users")
     parser.add_argument("--concurrency", type=int, default=50, help="requests in flight, at most")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds")
@@ -48,13 +53,22 @@ def parse_args(argv: list[str] | None) -> tuple[Plan, argparse.Namespace]:
     return plan, args
 
 
-async def prepare(client: Client, plan: Plan, ledger: Ledger) -> None:
-    """Create the hot set (not measured)."""
+async def prepare(clients: list[Client], plan: Plan, ledger: Ledger) -> None:
+    """Create the hot set on the first instance (not measured); with several, wait (at most a
+    minute) until every instance serves it, so that no eat meets a fruit not replicated yet."""
+    first = clients[0]
     for n in range(plan.hot_set):
-        answer = await client.send("POST", "/v1.0/fruits", {"color": COLORS[n % len(COLORS)]})
+        answer = await first.send("POST", "/v1.0/fruits", {"color": COLORS[n % len(COLORS)]})
         if answer.status != 201:
-            raise SystemExit(f"cannot create the hot set: {plan.url} answered {answer.status}")
+            raise SystemExit(f"cannot create the hot set: {first.base} answered {answer.status}")
         ledger.hot.append(answer.body["fruit_id"])
+    deadline = time.monotonic() + 60
+    for client in clients[1:]:
+        for fruit_id in ledger.hot:
+            while (await client.send("GET", f"/v1.0/fruits/{fruit_id}")).status != 200:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the hot set did not replicate to {client.base}")
+                await asyncio.sleep(0.2)
 
 
 async def conflicts_retried(client: Client) -> int:
@@ -65,28 +79,56 @@ async def conflicts_retried(client: Client) -> int:
     return int(answer.body["counters"].get("conflicts_retried", 0))
 
 
-async def run(plan: Plan, *, console: Console, live: bool) -> dict[str, Any]:
-    """Run the plan; returns the report (with the consistency check)."""
+async def run(
+    plan: Plan,
+    *,
+    console: Console,
+    live: bool,
+    before_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """Run the plan; returns the report (with the consistency check, of every instance).
+
+    ``before_check`` runs between the load and the check (the multi-master demo waits there
+    for the instances to converge); what it returns is reported as ``before_check``.
+    """
     ledger = Ledger()
-    client = Client(plan)
+    clients = [Client(plan, url) for url in plan.urls]
     try:
-        await prepare(client, plan, ledger)
-        retried_before = await conflicts_retried(client)
+        await prepare(clients, plan, ledger)
+        retried_before = await _conflicts_retried(clients)
         recorder = Recorder()  # the clock starts with the load, after the hot set is made
-        await _load(plan, client, ledger, recorder, console=console, live=live)
+        await _load(plan, clients, ledger, recorder, console=console, live=live)
         recorder.finished = time.monotonic()
-        recorder.conflicts_retried = await conflicts_retried(client) - retried_before
-        consistency = await check(client, ledger)
+        recorder.conflicts_retried = await _conflicts_retried(clients) - retried_before
+        extra = {"before_check": await before_check()} if before_check is not None else {}
+        consistency = await _check_all(clients, ledger)
     finally:
-        await client.close()
-    return recorder.report(plan=_plan_json(plan), consistency=consistency)
+        for client in clients:
+            await client.close()
+    return recorder.report(plan=_plan_json(plan), consistency=consistency, **extra)
 
 
-async def _load(plan: Plan, client: Client, ledger: Ledger, recorder: Recorder, *,
+async def _conflicts_retried(clients: list[Client]) -> int:
+    return sum([await conflicts_retried(client) for client in clients])
+
+
+async def _check_all(clients: list[Client], ledger: Ledger) -> dict[str, Any]:
+    """The check through the first instance; with several, through each (all must pass)."""
+    results = [await check(client, ledger) for client in clients]
+    if len(results) == 1:
+        return results[0]
+    return {**results[0], "ok": all(r["ok"] for r in results), "instances": results}
+
+
+async def _load(plan: Plan, clients: list[Client], ledger: Ledger, recorder: Recorder, *,
                 console: Console, live: bool) -> None:  # fmt: skip
     stop = asyncio.Event()
     budget = itertools.count() if plan.requests is not None else None
-    users = [VirtualUser(n, plan, client, ledger, recorder) for n in range(plan.users)]
+    users = [
+        VirtualUser(n, plan, clients[n % len(clients)], ledger, recorder,
+                    instance=n % len(clients))
+        for n in range(plan.users)
+    ]  # fmt: skip
     tasks = [asyncio.create_task(user.run(stop, budget)) for user in users]
     shown = Live(display.progress(recorder, plan.duration), console=console, transient=True,
                  auto_refresh=False) if live else None  # fmt: skip

@@ -51,5 +51,5 @@ def final(console: Console, report: dict[str, Any]) -> None:
     check = report.get("consistency")
     if check is not None:
         verdict = "[green]consistent[/green]" if check["ok"] else "[red]INCONSISTENT[/red]"
-        details = ", ".join(f"{k} {v}" for k, v in check.items() if k != "ok")
+        details = ", ".join(f"{k} {v}" for k, v in check.items() if k not in ("ok", "instances"))
         console.print(f"check: {verdict}: {details}")

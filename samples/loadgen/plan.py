@@ -27,7 +27,8 @@ def parse_mix(text: str) -> dict[str, int]:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A run: ``users`` virtual users, at most ``concurrency`` requests at once, for
-    ``duration`` seconds or ``requests`` requests (whichever ends first)."""
+    ``duration`` seconds or ``requests`` requests (whichever ends first). With several
+    instances (``url`` comma-separated), user ``n`` keeps to instance ``n % len(urls)``."""
 
     url: str
     users: int = 50
@@ -37,6 +38,11 @@ class Plan:
     hot_set: int = 5
     mix: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
     seed: int | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        """The instances to drive (``url`` may name several, comma-separated)."""
+        return [part.strip().rstrip("/") for part in self.url.split(",") if part.strip()]
 
     def chooser(self) -> random.Random:
         return random.Random(self.seed)

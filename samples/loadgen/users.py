@@ -48,6 +48,7 @@ class Ledger:
     deleting: set[str] = field(default_factory=set)  # no answer: maybe deleted
     eaters: dict[str, set[str]] = field(default_factory=dict)  # acknowledged
     maybe_eaters: dict[str, set[str]] = field(default_factory=dict)  # no clear answer
+    home: dict[str, int] = field(default_factory=dict)  # fruit id -> instance that made it
 
     def gone(self, fruit_id: str) -> bool:
         return fruit_id in self.deleted or fruit_id in self.deleting or fruit_id not in self.alive
@@ -57,8 +58,8 @@ class Client:
     """The service's HTTP API for the load: one keep-alive session, at most ``concurrency``
     requests in flight, each answer timed."""
 
-    def __init__(self, plan: Plan) -> None:
-        self.base = plan.url.rstrip("/")
+    def __init__(self, plan: Plan, url: str | None = None) -> None:
+        self.base = (url or plan.urls[0]).rstrip("/")
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=plan.concurrency),
             timeout=aiohttp.ClientTimeout(total=30),
@@ -98,9 +99,21 @@ class VirtualUser:
     _tags = itertools.count()
 
     def __init__(
-        self, number: int, plan: Plan, client: Client, ledger: Ledger, recorder: Recorder
+        self,
+        number: int,
+        plan: Plan,
+        client: Client,
+        ledger: Ledger,
+        recorder: Recorder,
+        *,
+        instance: int = 0,
     ) -> None:
         self.number = number
+        # With several instances a user keeps to one, and reads, changes and deletes only the
+        # fruits made there (and the hot set): a fruit made elsewhere may not have replicated
+        # yet, and a delete concurrent with another instance's update would be undone by the
+        # merge (update wins), which is the declared policy, not a lost write.
+        self.instance = instance
         self.recorder = recorder
         self.plan = plan
         self.client = client
@@ -115,8 +128,12 @@ class VirtualUser:
             operation = self.plan.pick(self.rng)
             await getattr(self, operation)()
 
+    def _mine(self) -> list[str]:
+        home = self.ledger.home
+        return [f for f in self.ledger.alive if home.get(f, 0) == self.instance]
+
     def _some_fruit(self) -> str:
-        pool = list(self.ledger.alive) if self.ledger.alive and self.rng.random() < 0.7 else []
+        pool = self._mine() if self.ledger.alive and self.rng.random() < 0.7 else []
         return self.rng.choice(pool or self.ledger.hot)
 
     async def create(self) -> None:
@@ -124,6 +141,7 @@ class VirtualUser:
         self._record("create", answer)
         if answer.status == 201:
             self.ledger.alive[answer.body["fruit_id"]] = answer.body["owner_token"]
+            self.ledger.home[answer.body["fruit_id"]] = self.instance
 
     async def read(self) -> None:
         fruit_id = self._some_fruit()
@@ -137,9 +155,10 @@ class VirtualUser:
         self._record("update", answer, fruit_id)
 
     async def delete(self) -> None:
-        if not self.ledger.alive:
+        mine = self._mine()
+        if not mine:
             return await self.create()
-        fruit_id = self.rng.choice(list(self.ledger.alive))
+        fruit_id = self.rng.choice(mine)
         token = self.ledger.alive.pop(fruit_id)
         self.ledger.deleting.add(fruit_id)
         answer = await self.client.send(

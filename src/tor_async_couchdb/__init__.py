@@ -65,16 +65,20 @@ from ._exceptions import (
     WrongTypeError,
 )
 from ._merge import (
+    BadLeafError,
     DeletePolicy,
     GCounter,
     HybridClock,
     LastWriterWins,
+    LeafHooks,
     Max,
     Mergeable,
     Min,
     ORSet,
     PNCounter,
+    ReadPolicy,
     Stamp,
+    seal,
 )
 from ._models import (
     DocumentCodec,
@@ -114,6 +118,7 @@ from ._protect import (
     Protection,
     Rotator,
     SignatureCodec,
+    check_model,
     security_object,
     validate_doc_update_design,
 )
@@ -126,7 +131,17 @@ from ._reconcile import (
     Resolved,
     resolve_document,
 )
-from ._store import BuildProgress, CouchDB, Database, Mapper, MigrationProgress, SaveResult
+from ._store import (
+    BuildProgress,
+    Conflicts,
+    CouchDB,
+    Database,
+    Mapper,
+    MigrationProgress,
+    RotationProgress,
+    SaveResult,
+    StoreStats,
+)
 from ._transport import (
     MockRequest,
     MockStreamResponse,
@@ -143,6 +158,7 @@ logging.getLogger("tor_async_couchdb").addHandler(logging.NullHandler())
 
 __all__ = [
     "Argon2Policy",
+    "BadLeafError",
     "BadRequest",
     "BasicAuth",
     "BearerAuth",
@@ -155,6 +171,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "ConflictRetry",
+    "Conflicts",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionLost",
@@ -190,6 +207,7 @@ __all__ = [
     "KeyRing",
     "KeyRingError",
     "LastWriterWins",
+    "LeafHooks",
     "Limits",
     "LocalDocCheckpoint",
     "MalformedEnvelope",
@@ -220,6 +238,7 @@ __all__ = [
     "Protection",
     "ProtectionError",
     "ProtocolError",
+    "ReadPolicy",
     "ReadTimeout",
     "Reconciler",
     "ReconcilerMetrics",
@@ -228,12 +247,14 @@ __all__ = [
     "Response",
     "RetiredKeyError",
     "RetryPolicy",
+    "RotationProgress",
     "Rotator",
     "SaveResult",
     "ServerError",
     "SessionAuth",
     "SignatureCodec",
     "Stamp",
+    "StoreStats",
     "StreamResponse",
     "TamperedDocument",
     "Timeouts",
@@ -254,6 +275,7 @@ __all__ = [
     "WrongTypeError",
     "__version__",
     "check_doc_id",
+    "check_model",
     "design_doc",
     "design_docs",
     "format_type",
@@ -261,6 +283,7 @@ __all__ = [
     "new_id",
     "parse_type",
     "resolve_document",
+    "seal",
     "security_object",
     "stored_value",
     "upgrade",

@@ -60,17 +60,21 @@ from ._exceptions import (
     Forbidden,
     HTTPStatusError,
     InvalidInputError,
+    MalformedEnvelope,
     ModelValidationError,
     NotFound,
     PreconditionFailed,
+    ProtectionError,
     ReadTimeout,
     ServerError,
+    TamperedDocument,
     TooManyRequests,
     TransportError,
     TransportTimeout,
     Unauthorized,
     WrongTypeError,
 )
+from ._merge import BadLeafError, UnsealedChangeError
 
 __all__ = [
     "CouchRequestHandler",
@@ -192,6 +196,17 @@ _DEFAULT_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(Conflict, 409, "conflict", "the resource was changed by someone else"),
     ErrorRule(PreconditionFailed, 412, "precondition_failed", "the revision is not current"),
     ErrorRule(ModelValidationError, 400, "invalid", None),
+    # A stored document that fails its signature or its ciphertexts was changed behind the
+    # service's back: a server-side failure, never the HTTP client's. The reason says no more
+    # (which field or key failed is for the log, where log_exception writes it).
+    ErrorRule(TamperedDocument, 500, "tampered", "the stored resource failed its integrity check"),
+    ErrorRule(MalformedEnvelope, 500, "tampered", "the stored resource failed its integrity check"),
+    ErrorRule(ProtectionError, 500, "protection_failed", "the service cannot read its data"),
+    # Both are InvalidInputErrors of the service's own making, never the HTTP client's: a
+    # conflicted document whose leaves cannot be merged (stored data), and a mergeable model
+    # written without sealing (a bug).
+    ErrorRule(BadLeafError, 500, "unmergeable", "the stored versions cannot be merged"),
+    ErrorRule(UnsealedChangeError, 500, "internal_error", "the service failed"),
     ErrorRule(InvalidInputError, 400, "bad_request", None),
     ErrorRule(TooManyRequests, 503, "database_busy", "the database is overloaded"),
     ErrorRule(Unauthorized, 500, "database_refused", "the service may not use its database"),

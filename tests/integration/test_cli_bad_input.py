@@ -27,6 +27,7 @@ COMMANDS = [
     "compact",
     "replicate",
     "replication-status",
+    "reconcile",
     "devserver",
 ]
 

@@ -4,6 +4,7 @@ three, a partition and its healing, and a reconciler in every data center."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import tor_async_couchdb as tac
+from conftest import unique_db_name
 from support.merge_models import Fruit, Order
 from support.waiting import eventually
 from tor_async_couchdb._merge import HybridClock, canonical_bytes, resolve_leaves, seal
@@ -21,7 +23,6 @@ from tor_async_couchdb.testing import CouchServer
 
 pytestmark = pytest.mark.multi_server
 
-_DB = "fruit"
 _MODELS = tac.ModelSet(Fruit, Order)
 _DOCS = [f"fruit-{n}" for n in range(4)]
 
@@ -35,24 +36,38 @@ class DataCenter:
     replications: list[str] = field(default_factory=list)
 
     def url(self, epoch: int) -> str:
+        if self.server.is_external:
+            # A real CouchDB: the replicator needs the credentials; a cancelled replication
+            # restarts between the same URLs.
+            scheme, _, rest = self.server.url.partition("://")
+            return f"{scheme}://{self.server.user}:{self.server.password}@{rest}/{self.db.name}"
         # No credentials: pouchdb-server's new databases are public (see test_couch_replication).
         # pouchdb-server never restarts a cancelled replication between the same two URLs
         # (the new _replicator document is accepted and then does nothing): a healed link
         # names the database with a trailing slash.
-        return f"{self.server.url}/{_DB}" + "/" * (epoch % 2)
+        return f"{self.server.url}/{self.db.name}" + "/" * (epoch % 2)
 
 
-async def _open(
-    stack: AsyncExitStack, start: Callable[..., CouchServer], count: int = 3
-) -> list[DataCenter]:
+async def _open(stack: AsyncExitStack, servers: Sequence[CouchServer]) -> list[DataCenter]:
+    """A data center on each server, each with a new database of one name (deleted after)."""
+    name = unique_db_name("mm")
     centers = []
-    for number in range(count):
-        server = start(in_memory=True)
+    for number, server in enumerate(servers):
         couch = await stack.enter_async_context(tac.CouchDB(server.url, auth=server.auth))
-        db = couch.database(_DB)
+        db = couch.database(name)
         await db.create()
+        stack.push_async_callback(db.delete_database, missing_ok=True)
         centers.append(DataCenter(number, server, couch, db))
     return centers
+
+
+def _servers(
+    first: CouchServer, start: Callable[..., CouchServer], count: int
+) -> list[CouchServer]:
+    """``first`` (the session's server) and ``count - 1`` more: embedded ones in memory, or
+    the further servers of ``COUCHDB_URL`` (so that three names there are three data
+    centers)."""
+    return [first, *(start(in_memory=True) for _ in range(count - 1))]
 
 
 async def _connect(centers: Sequence[DataCenter], epoch: int) -> None:
@@ -209,10 +224,10 @@ async def _check_quiet(centers: Sequence[DataCenter], reconcilers: Sequence[Reco
     assert all(not r.metrics.unresolvable for r in reconcilers)
 
 
-async def _run_data_centers(start: Callable[..., CouchServer], seed: int) -> None:
+async def _run_data_centers(servers: Sequence[CouchServer], seed: int) -> None:
     rng = random.Random(seed)
     async with AsyncExitStack() as stack:
-        centers = await _open(stack, start)
+        centers = await _open(stack, servers)
         await _seed(centers)
         reconcilers = [
             Reconciler(c.db, _MODELS, checkpoint=LocalDocCheckpoint(c.db), heartbeat=1)
@@ -242,17 +257,17 @@ async def _run_data_centers(start: Callable[..., CouchServer], seed: int) -> Non
 
 
 async def test_three_data_centers_converge_without_lost_updates(
-    extra_servers: Callable[..., CouchServer],
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer]
 ) -> None:
-    await _run_data_centers(extra_servers, seed=0)
+    await _run_data_centers(_servers(couch_server, extra_servers, 3), seed=0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_three_data_centers_over_more_seeds(
-    extra_servers: Callable[..., CouchServer], seed: int
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer], seed: int
 ) -> None:
-    await _run_data_centers(extra_servers, seed=seed)
+    await _run_data_centers(_servers(couch_server, extra_servers, 3), seed=seed)
 
 
 async def _same_leaves(dbs: Sequence[tac.Database], doc_id: str) -> None:
@@ -270,12 +285,12 @@ async def _same_leaves(dbs: Sequence[tac.Database], doc_id: str) -> None:
 
 
 async def test_two_data_centers_resolving_at_once_write_the_same_revisions(
-    extra_servers: Callable[..., CouchServer],
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer]
 ) -> None:
     from tor_async_couchdb._reconcile import resolve_document
 
     async with AsyncExitStack() as stack:
-        east, west = await _open(stack, extra_servers, count=2)
+        east, west = await _open(stack, _servers(couch_server, extra_servers, 2))
         await _same_leaves([east.db, west.db], "f1")
         # Both resolve the same conflict before either hears of the other's resolution.
         east_done = await resolve_document(east.db, "f1", Fruit)
@@ -291,3 +306,30 @@ async def test_two_data_centers_resolving_at_once_write_the_same_revisions(
             assert "_conflicts" not in await center.db.get_doc("f1", conflicts=True)
             again = await resolve_document(center.db, "f1", Fruit)
             assert again.written == ()
+
+
+async def test_a_deferring_reconciler_finds_the_first_data_centers_resolution(
+    couch_server: CouchServer, extra_servers: Callable[..., CouchServer]
+) -> None:
+    async with AsyncExitStack() as stack:
+        east, west = await _open(stack, _servers(couch_server, extra_servers, 2))
+        await _same_leaves([east.db, west.db], "f1")
+        first = Reconciler(east.db, Fruit, heartbeat=1, settle=0.1)
+        deferring = Reconciler(west.db, Fruit, heartbeat=1, settle=0.1, defer=3.0)
+        tasks = [asyncio.create_task(r.run()) for r in (first, deferring)]
+        stack.push_async_callback(_cancel, tasks)
+        await _connect([east, west], epoch=0)
+        stack.push_async_callback(_partition, [east, west])
+        await eventually(lambda: first.metrics.resolved == 1, seconds=30)
+        await eventually(lambda: deferring.metrics.inspected >= 1, seconds=30)
+        for db in (east.db, west.db):
+            await eventually(functools.partial(_no_conflicts, db, "f1"), seconds=30)
+        assert deferring.metrics.resolved == 0  # it found the merge already written
+        assert (await east.db.get_doc("f1"))["_rev"] == (await west.db.get_doc("f1"))["_rev"]
+        for reconciler in (first, deferring):
+            reconciler.stop()
+        await asyncio.gather(*tasks)
+
+
+async def _no_conflicts(db: tac.Database, doc_id: str) -> bool:
+    return "_conflicts" not in await db.get_doc(doc_id, conflicts=True)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import pytest
 
 import tor_async_couchdb as tac
 from support.merge_models import FakeTime, Fruit, Order, base_doc, branch
 from support.waiting import eventually
-from tor_async_couchdb._merge import HybridClock, resolve_leaves
+from tor_async_couchdb._merge import HybridClock, LeafHooks, resolve_leaves
 from tor_async_couchdb._reconcile import (
     LocalDocCheckpoint,
     MemoryCheckpoint,
@@ -18,6 +19,7 @@ from tor_async_couchdb._reconcile import (
     fetch_leaves,
     resolve_document,
 )
+from tor_async_couchdb.testing import CouchServer
 
 
 async def _conflict(db: tac.Database, doc_id: str, *ops: list[tuple[str, int]]) -> None:
@@ -108,15 +110,35 @@ async def test_cancelling_the_reconciler_saves_its_checkpoint(db: tac.Database) 
 
 async def test_delete_wins_and_update_wins_on_the_server(db: tac.Database) -> None:
     order: dict[str, Any] = {"_id": "o1", "type": "order_v1.0", "state": "new", "stamps": {}}
+    # As replication leaves them: a paid update and a delete, both children of 1-a.
+    paid = {**order, "_rev": "2-b", "state": "paid", "_revisions": {"start": 2, "ids": ["b", "a"]}}
+    deleted = {"_id": "o1", "_rev": "2-c", "_deleted": True}
     await db.bulk_docs([{**order, "_rev": "1-a"}], new_edits=False)
-    await db.bulk_docs([{**order, "_rev": "2-b", "state": "paid"}], new_edits=False)
-    await db.bulk_docs([{"_id": "o1", "_rev": "2-c", "_deleted": True}], new_edits=False)
-    await resolve_document(db, "o1", Order)
+    await db.bulk_docs([paid], new_edits=False)
+    await db.bulk_docs(
+        [{**deleted, "_revisions": {"start": 2, "ids": ["c", "a"]}}], new_edits=False
+    )
+    assert sorted(await _leaf_revs(db, "o1")) == ["2-b", "2-c"]
+    resolved = await resolve_document(db, "o1", Order)
+    assert (len(resolved.written), resolved.raced) == (2, 0)  # a tombstone and a closure
     with pytest.raises(tac.NotFound):
         await db.get_doc("o1")
     await db.put_doc({**order, "state": "again"})  # re-created, and not undone again
     assert (await resolve_document(db, "o1", Order)).written == ()
     assert (await db.get_doc("o1"))["state"] == "again"
+    # Update wins (Fruit's policy): the same history keeps the update, the delete closed.
+    fruit = {"_id": "f9", "type": "fruit_v1.0", "stamps": {}, "color": "red"}
+    await db.bulk_docs([{**fruit, "_rev": "1-a"}], new_edits=False)
+    blue = {**fruit, "_rev": "2-b", "color": "blue", "_revisions": paid["_revisions"]}
+    await db.bulk_docs([blue], new_edits=False)
+    await db.bulk_docs(
+        [{**deleted, "_id": "f9", "_revisions": {"start": 2, "ids": ["c", "a"]}}], new_edits=False
+    )
+    resolved = await resolve_document(db, "f9", Fruit)
+    assert (len(resolved.written), resolved.raced) == (1, 0)
+    assert (await db.get_doc("f9", conflicts=True))["color"] == "blue"
+    assert "_conflicts" not in await db.get_doc("f9", conflicts=True)
+    assert (await resolve_document(db, "f9", Fruit)).written == ()
 
 
 async def test_a_reconciler_restarted_after_a_crash_mid_resolution_converges(
@@ -138,3 +160,180 @@ async def test_a_reconciler_restarted_after_a_crash_mid_resolution_converges(
     assert doc["_rev"].startswith("3-")  # still the child written before the crash
     assert Fruit.from_doc(doc).eaten.value == 3
     assert len(await fetch_leaves(db, "f4")) == 3  # the child and two tombstones
+
+
+# --- the store: sealing on write, resolving on read ------------------------------------------
+
+
+class FruitAsStored(Fruit, type_name="fruit", version="1.0"):
+    """Fruit read as CouchDB's winner, its conflicts only reported."""
+
+    read_policy: ClassVar = "winner"
+
+
+@pytest.fixture
+async def clocked(couch_server: CouchServer, db: tac.Database) -> AsyncIterator[tac.Database]:
+    """``db`` through a client whose writes are sealed by the clock of node ``dc1-w1``."""
+    async with tac.CouchDB(
+        couch_server.url, auth=couch_server.auth, clock=HybridClock("dc1-w1")
+    ) as client:
+        yield client.database(db.name)
+
+
+async def test_the_store_seals_counters_sets_and_registers_on_write(
+    clocked: tac.Database,
+) -> None:
+    fruit = Fruit(id="s1")
+    fruit.eaten.add(3)
+    fruit.tags.add("x")
+    fruit.color = "red"
+    saved = await clocked.save(fruit)
+    assert fruit.eaten.pending == 3  # the caller's model is left as it was
+    stored = await clocked.get_doc("s1")
+    assert stored["eaten"] == {"p": {"dc1-w1": 3}, "n": {}}
+    assert stored["tags"] == {"dots": [["x", "dc1-w1", 1]], "ctx": {"dc1-w1": 1}}
+    assert stored["stamps"]["color"].endswith("@dc1-w1")
+    assert (saved.eaten.value, saved.unsealed()) == (3, ())
+
+    def change(current: Fruit) -> Fruit:
+        current.eaten.subtract(1)
+        current.tags.add("y")
+        return current
+
+    updated = await clocked.update(Fruit, "s1", change)
+    assert (updated.eaten.value, sorted(updated.tags)) == (2, ["x", "y"])
+    stored = await clocked.get_doc("s1")
+    assert stored["eaten"] == {"p": {"dc1-w1": 3}, "n": {"dc1-w1": 1}}
+    more = [Fruit(id=f"m{n}") for n in range(3)]
+    for model in more:
+        model.picked.add(2)
+    results = await clocked.save_many(more)
+    assert all(result.ok for result in results)
+    assert (await clocked.get_doc("m2"))["picked"] == {"p": {"dc1-w1": 2}}
+    assert stored["stamps"]["color"] == (await clocked.get_doc("s1"))["stamps"]["color"]
+
+
+async def test_reads_resolve_a_conflicted_document_and_writes_start_from_the_merge(
+    clocked: tac.Database,
+) -> None:
+    await _conflict(clocked, "r1", [("eat", 4), ("add", 1)], [("eat", 3)], [("add", 2)])
+    expected = resolve_leaves(Fruit, await fetch_leaves(clocked, "r1"))
+    merged = await clocked.get(Fruit, "r1")
+    assert merged.rev == expected.winner
+    assert (merged.eaten.value, sorted(merged.tags)) == (3, ["t1", "t2"])
+    winner = await clocked.get(FruitAsStored, "r1")  # read_policy "winner": one leaf only
+    assert winner.eaten.value != 3 or sorted(winner.tags) != ["t1", "t2"]
+
+    report = await clocked.conflicts(Fruit, "r1")
+    assert report.conflicted
+    assert report.problem is None
+    assert (len(report.leaves), report.deleted) == (3, ())
+    assert report.winner == expected.winner
+    assert report.resolved is not None
+    assert report.resolved.eaten.value == 3
+
+    def eat(current: Fruit) -> Fruit:
+        current.eaten.add(10)
+        return current
+
+    await clocked.update(Fruit, "r1", eat)  # a child of the winner, holding the merge
+    await resolve_document(clocked, "r1", Fruit)
+    doc = await clocked.get_doc("r1", conflicts=True)
+    assert "_conflicts" not in doc
+    final = Fruit.from_doc(doc)
+    assert (final.eaten.value, sorted(final.tags)) == (13, ["t1", "t2"])
+    settled = await clocked.conflicts(Fruit, "r1")
+    assert not settled.conflicted
+
+
+async def test_reads_follow_the_delete_policy_and_report_bad_leaves(
+    clocked: tac.Database,
+) -> None:
+    order: dict[str, Any] = {"_id": "o2", "type": "order_v1.0", "state": "new", "stamps": {}}
+    history = {"start": 2, "ids": ["b", "a"]}
+    await clocked.bulk_docs([{**order, "_rev": "1-a"}], new_edits=False)
+    await clocked.bulk_docs([{**order, "_rev": "2-b", "_revisions": history}], new_edits=False)
+    await clocked.bulk_docs(
+        [
+            {
+                "_id": "o2",
+                "_rev": "2-c",
+                "_deleted": True,
+                "_revisions": {"start": 2, "ids": ["c", "a"]},
+            }
+        ],
+        new_edits=False,
+    )
+    with pytest.raises(tac.NotFound):
+        await clocked.get(Order, "o2")  # delete wins: the update is not read
+    report = await clocked.conflicts(Order, "o2")
+    assert (report.deleted, report.resolved, len(report.leaves)) == (("2-c",), None, 1)
+
+    await _conflict(clocked, "b1", [("eat", 4)], [("eat", 3)])
+    base = {**base_doc(), "_id": "b1"}
+    bad = {**base, "eaten": {"p": {"w0": -5}}, "_rev": "2-000"}  # a hand edit, that loses
+    bad["_revisions"] = {"start": 2, "ids": ["000", base["_rev"].partition("-")[2]]}
+    await clocked.bulk_docs([bad], new_edits=False)
+    unmerged = await clocked.conflicts(Fruit, "b1")
+    assert unmerged.problem is not None
+    assert unmerged.problem.kind == "unreadable_metadata"
+    assert unmerged.resolved is None
+    read = await clocked.get(Fruit, "b1")  # read as CouchDB's winner, not guessed
+    assert read.rev == (await clocked.get_doc("b1"))["_rev"]
+
+
+class Plain(tac.Model, type_name="plain", version="1.0"):
+    """A model without merge policies."""
+
+    n: int = 0
+
+
+class Buggy(tac.Mergeable, type_name="buggy", version="1.0"):
+    """A model whose own merge has a bug."""
+
+    n: int = 0
+
+    @classmethod
+    def merge(cls, leaves: Sequence[Buggy]) -> Buggy:
+        raise RuntimeError("a bug in a model's merge")
+
+
+def _forged_leaves_fail(stored: Mapping[str, Any]) -> None:
+    if stored.get("forged"):
+        raise ValueError("signature mismatch")
+
+
+async def test_every_kind_of_bad_input_is_counted_and_never_ends_the_loop(
+    db: tac.Database,
+) -> None:
+    async def two_roots(doc_id: str, first: dict[str, Any], second: dict[str, Any]) -> None:
+        await db.bulk_docs([{**first, "_id": doc_id, "_rev": "1-a"}], new_edits=False)
+        await db.bulk_docs([{**second, "_id": doc_id, "_rev": "1-b"}], new_edits=False)
+
+    fruit = {"type": "fruit_v1.0", "stamps": {}}
+    await two_roots("newer", fruit, {**fruit, "type": "fruit_v9.0"})
+    await two_roots("tampered", fruit, {**fruit, "forged": True})
+    await two_roots("plain", {"type": "plain_v1.0", "n": 1}, {"type": "plain_v1.0", "n": 2})
+    await two_roots("edited", fruit, {**fruit, "eaten": {"p": {"w1": "many"}, "n": {}}})
+    buggy = {"type": "buggy_v1.0", "stamps": {}}
+    await two_roots("buggy", {**buggy, "n": 1}, {**buggy, "n": 2})
+    await _conflict(db, "good", [("eat", 4)], [("eat", 5)])
+    hooks = LeafHooks(verify=_forged_leaves_fail)
+    models = tac.ModelSet(Fruit, Plain, Buggy)
+    reconciler = Reconciler(db, models, hooks=hooks, heartbeat=1, settle=0.1)
+    task = asyncio.create_task(reconciler.run())
+    await eventually(lambda: reconciler.metrics.inspected + reconciler.metrics.failed >= 6)
+    await eventually(lambda: _caught_up(reconciler))
+    assert not task.done()  # nothing ended the loop
+    reconciler.stop()
+    await task
+    metrics = reconciler.metrics
+    assert metrics.unresolvable == {
+        "newer_version": 1,
+        "no_policy": 1,
+        "unreadable_metadata": 1,
+    }
+    assert (metrics.quarantined, metrics.failed, metrics.resolved) == (1, 1, 1)
+    for doc_id in ("newer", "tampered", "plain", "edited", "buggy"):
+        assert len(await fetch_leaves(db, doc_id)) == 2  # left as they were
+    assert Fruit.from_doc(await db.get_doc("good")).eaten.value == 5

@@ -189,6 +189,11 @@ async def _get(c: Codecs) -> tuple[list[str], list[tac.Model]]:
     return [], [await c.db.get(Note, await _raw_note(c, "got"))]
 
 
+async def _conflicts(c: Codecs) -> tuple[list[str], list[tac.Model]]:
+    report = await c.db.conflicts(Note, await _raw_note(c, "leaves"))
+    return [], [*report.leaves]
+
+
 async def _get_many(c: Codecs) -> tuple[list[str], list[tac.Model]]:
     ids = [await _raw_note(c, "one"), await _raw_note(c, "two")]
     return [], [n async for n in c.db.get_many(Note, ids)]
@@ -237,6 +242,7 @@ WRITES: dict[str, Exercise] = {
 READS: dict[str, Exercise] = {
     "get": _get,
     "get_many": _get_many,
+    "conflicts": _conflicts,
     "query": _query,
     "query_range": _query_range,
     "most_recent": _most_recent,
@@ -244,8 +250,10 @@ READS: dict[str, Exercise] = {
     "find_models": _find_models,
 }
 # Public store methods that read or write no model: design documents, the mapper itself, the
-# number of copies a cluster keeps.
-NOT_MODELS = {"copies", "install_views", "mapper"}
+# number of copies a cluster keeps, the quarantine setting. (``rotate`` rewrites raw documents
+# with the protection codecs' Rotator, not these toy codecs: tests/integration/
+# test_protect_store.py covers it.)
+NOT_MODELS = {"copies", "install_views", "mapper", "quarantine", "rotate"}
 
 
 def _store_methods() -> set[str]:

@@ -44,11 +44,51 @@ async def test_create_answers_the_fruit_its_location_etag_and_owner_token(client
     assert read.body["created_on"] == body["created_on"]
 
 
-async def test_the_stored_owner_token_is_a_digest(running_service: Running) -> None:
-    fruit = await create(running_service.client)
+async def test_the_owner_token_is_hashed_the_note_encrypted_and_the_fruit_signed(
+    running_service: Running,
+) -> None:
+    fruit = await create(running_service.client, note="from the orchard")
     doc = await running_service.service.store.db.get_doc(fruit["fruit_id"])
-    assert doc["owner_token"] != fruit["owner_token"]
-    assert len(doc["owner_token"]) == 64  # SHA-256 hex until the protection layer lands
+    assert doc["owner_token"].startswith("$argon2id$")  # never the token itself
+    assert fruit["owner_token"] not in str(doc)
+    assert set(doc["note"]) >= {"alg", "kid", "iv", "ct"}  # an envelope, not the text
+    assert "orchard" not in str(doc)
+    assert doc["$signature"]["kid"] == "test-1"
+    # Read through the service, it is the plain fruit again.
+    read = await running_service.client.call("GET", f"/v1.0/fruits/{fruit['fruit_id']}")
+    assert read.body["note"] == "from the orchard"
+
+
+@pytest.mark.parametrize("edit", ["field", "note", "unsigned"])
+async def test_a_fruit_edited_in_couchdb_answers_500_tampered_and_is_logged(
+    running_service: Running, edit: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = running_service.client
+    fruit = await create(client, note="secret")
+    other = await create(client, note="another")
+    db = running_service.service.store.db
+    doc = await db.get_doc(fruit["fruit_id"])
+    if edit == "field":
+        doc["color"] = "green"  # an administrator's edit, straight over HTTP
+    elif edit == "note":
+        doc["note"] = (await db.get_doc(other["fruit_id"]))["note"]  # a ciphertext moved
+    else:
+        del doc["$signature"]
+    tampered_rev = (await db.put_doc(doc))["rev"]
+    path = f"/v1.0/fruits/{fruit['fruit_id']}"
+    with caplog.at_level("WARNING", logger="tor_async_couchdb.tornado"):
+        read = await client.call("GET", path)
+        changed = await client.call("PUT", path, {"color": "blue"})
+        eaten = await client.call("POST", f"{path}/eaten", {"by": "eve"})
+    for answer in (read, changed, eaten):
+        assert (answer.status, answer.body["error"]) == (500, "tampered"), answer.body
+        assert "secret" not in str(answer.body)
+    assert any("tampered" in r.getMessage() and fruit["fruit_id"] in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    # Nothing was written over the tampered document.
+    assert (await db.get_doc(fruit["fruit_id"]))["_rev"] == tampered_rev
+    listed = await client.call("GET", "/v1.0/fruits?limit=10")
+    assert (listed.status, listed.body["error"]) == (500, "tampered")
 
 
 async def test_get_of_a_missing_or_malformed_id(client: Client) -> None:
@@ -57,6 +97,22 @@ async def test_get_of_a_missing_or_malformed_id(client: Client) -> None:
     for bad in ("not-an-id", "_design", "0" * 31, "%2Fetc"):
         answer = await client.call("GET", f"/v1.0/fruits/{bad}")
         assert (answer.status, answer.body["error"]) == (400, "invalid_id"), bad
+
+
+async def test_writes_to_an_invalid_id_are_400_and_write_nothing(running_service: Running) -> None:
+    client = running_service.client
+    before = await doc_count(running_service)
+    for bad in ("_design", "not-an-id", "..%2F_all_docs"):
+        path = f"/v1.0/fruits/{bad}"
+        for method, body, headers in (
+            ("PUT", {"color": "red"}, {}),
+            ("DELETE", None, {"X-Owner-Token": "x"}),
+        ):
+            answer = await client.call(method, path, body, headers=headers)
+            assert (answer.status, answer.body["error"]) == (400, "invalid_id"), (method, bad)
+        eaten = await client.call("POST", f"{path}/eaten", {"by": "ann"})
+        assert (eaten.status, eaten.body["error"]) == (400, "invalid_id"), bad
+    assert await doc_count(running_service) == before
 
 
 async def test_if_none_match_answers_304(client: Client) -> None:
@@ -112,7 +168,8 @@ async def test_delete_needs_the_owner_token(running_service: Running) -> None:
     assert (none.status, none.body["fields"]) == (401, ["X-Owner-Token"])
     wrong = await client.call("DELETE", path, headers={"X-Owner-Token": "guess"})
     assert (wrong.status, wrong.body["error"]) == (403, "wrong_owner_token")
-    assert (await client.call("GET", path)).status == 200
+    read = await client.call("GET", path)
+    assert (read.status, read.header("ETag")) == (200, fruit["etag"])  # nothing written
 
     token = {"X-Owner-Token": fruit["owner_token"]}
     gone = await client.call("DELETE", path, headers=token)

@@ -32,6 +32,18 @@ async def test_health_answers_details(client: Client) -> None:
     assert answer.body["latency_ms"] > 0
 
 
+async def test_the_installer_put_the_views_security_and_signature_guard(
+    running_service: Running,
+) -> None:
+    db = running_service.service.store.db
+    guard = await db.get_doc("_design/tac_protect")
+    assert "validate_doc_update" in guard
+    security = await db.security()
+    assert security["members"]["roles"] == ["fruit_store"]
+    views = [row["id"] async for row in db.all_docs(startkey="_design/", endkey="_design0")]
+    assert "_design/fruit_by_fruit_id" in views
+
+
 async def test_metrics_count_routes_couchdb_and_conflicts(running_service: Running) -> None:
     client = running_service.client
     created = await client.call("POST", "/v1.0/fruits", {"color": "red"})

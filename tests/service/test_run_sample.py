@@ -5,55 +5,22 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import shlex
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from support.commands import curl_lines, read_until_ready
+
 ROOT = Path(__file__).resolve().parents[2]
 URL_LINE = re.compile(r"fruit store listening on (http://\S+)")
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
-
-
-def read_until_ready(process: subprocess.Popen[str], deadline: float) -> list[str]:
-    """The lines the command printed up to (and with) its last one, "Ctrl-C stops...".
-
-    A thread reads them: select() on a buffered pipe misses lines already in the buffer.
-    """
-    assert process.stdout is not None
-    stdout = process.stdout
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    printed: list[str] = []
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=min(left, 1.0))
-        except queue.Empty:
-            if process.poll() is not None:
-                break  # the command ended
-            continue
-        printed.append(line.rstrip("\n"))
-        if line.startswith("Ctrl-C"):
-            return printed
-    raise AssertionError(f"not ready within the time limit; printed: {printed}")
-
-
-def curl_lines(printed: list[str]) -> list[list[str]]:
-    return [shlex.split(line) for line in printed if line.strip().startswith("curl ")]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -68,13 +35,18 @@ def test_run_sample_serves_its_printed_curl_lines_and_stops_clean(
         printed = read_until_ready(process, time.monotonic() + 240)
         match = next(m for m in map(URL_LINE.search, printed) if m)
         assert match.group(1).startswith("http://127.0.0.1:")
-        assert any(line.startswith("keys: ") for line in printed)
+        keys_line = next(line for line in printed if line.startswith("keys: "))
+        keyring = Path(keys_line.split()[1])
+        assert keyring.is_relative_to(tmp_path)  # under --state-dir
+        assert keyring.stat().st_mode & 0o777 == 0o600  # readable by its owner only
+        assert "generated for this run" in keys_line
         family = [process.pid, *(c.pid for c in psutil.Process(process.pid).children(True))]
         assert len(family) >= 2  # the service and the embedded server it started
 
         create, by_color, health, metrics = curl_lines(printed)
         fruit = json.loads(subprocess.run(create, capture_output=True, check=True).stdout)
         assert (fruit["color"], len(fruit["fruit_id"])) == ("red", 32)
+        assert fruit["owner_token"]  # shown once; stored hashed
         listed = json.loads(subprocess.run(by_color, capture_output=True, check=True).stdout)
         assert [f["fruit_id"] for f in listed["fruits"]] == [fruit["fruit_id"]]
         assert (

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import tornado.httpclient
+from samples.fruit_store import keys
 from samples.fruit_store.app import Limits, Service, make_service
+from samples.fruit_store.install import install
 
 import tor_async_couchdb as tac
 from tor_async_couchdb.tornado import ServiceMetrics, serve_until_signalled
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from tor_async_couchdb.testing import CouchServer
 
 _names = itertools.count()
+# One key ring for the test session (made here, never written anywhere).
+TEST_KEYRING = tac.KeyRing([tac.Key("test-1", b"\x42" * 32)], active="test-1")
 
 
 def unique_db_name() -> str:
@@ -90,6 +94,7 @@ class Running:
 
     service: Service
     client: Client
+    protection: tac.Protection
 
     @property
     def metrics(self) -> ServiceMetrics:
@@ -115,8 +120,12 @@ class serving:  # noqa: N801 - used like a function: async with serving(...) as 
         install: bool = True,
         limits: Limits | None = None,
         timeouts: tac.Timeouts | None = None,
+        node_id: str = "test-node",
+        db_name: str | None = None,
     ) -> None:
         self.url, self.auth, self.install = url, auth, install
+        self.node_id, self.db_name = node_id, db_name or unique_db_name()
+        self.protection = tac.Protection.from_keyring(TEST_KEYRING)
         self.limits = limits or Limits(request_timeout=3.0, health_timeout=1.0)
         self.timeouts = timeouts or tac.Timeouts(connect=1.0, read=10.0, pool=2.0)
         self._stop = asyncio.Event()
@@ -129,10 +138,18 @@ class serving:  # noqa: N801 - used like a function: async with serving(...) as 
             timeouts=self.timeouts,
             retry=tac.RetryPolicy(max_retries=1, backoff=0.01),
             on_request=metrics.record_couch_request,
+            codecs=keys.codecs(self.protection),
         )
-        service = make_service(self._couch, unique_db_name(), metrics, limits=self.limits)
+        service = make_service(
+            self._couch,
+            self.db_name,
+            metrics,
+            protection=self.protection,
+            clock=tac.HybridClock(self.node_id),
+            limits=self.limits,
+        )
         if self.install:
-            await service.store.install()
+            await install(self._couch, self.db_name, self.protection)
         port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(
             serve_until_signalled(
@@ -141,7 +158,7 @@ class serving:  # noqa: N801 - used like a function: async with serving(...) as 
         )
         bound = await asyncio.wait_for(asyncio.shield(port), 10)
         self._client = Client(f"http://127.0.0.1:{bound}")
-        return Running(service, self._client)
+        return Running(service, self._client, self.protection)
 
     async def __aexit__(self, *exc: object) -> None:
         self._client.close()

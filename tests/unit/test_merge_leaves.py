@@ -105,10 +105,15 @@ def test_update_wins_sets_a_concurrent_delete_aside() -> None:
     resolution = resolve_leaves(Fruit, [a, deleted])
     assert resolution.merged is None  # the one live leaf already is the merge
     assert resolution.body is not None
-    assert [t["_rev"] for t in resolution.tombstones] == ["3-zzz"]
+    assert resolution.tombstones == ()
+    (closed,) = resolution.closures  # the delete's leaf, closed as replication would
+    assert closed["_revisions"]["ids"][1] == "zzz"
+    assert closed["_rev"].startswith("4-")
+    assert (closed["_deleted"], closed["merged"]) == (True, True)
     both = resolve_leaves(Fruit, [a, b, deleted])
     assert both.merged is not None
-    assert len(both.tombstones) == 2
+    assert len(both.tombstones) == 1
+    assert both.closures == resolution.closures  # the same revision wherever it is made
 
 
 def test_delete_wins_tombstones_every_leaf() -> None:
@@ -120,7 +125,8 @@ def test_delete_wins_tombstones_every_leaf() -> None:
     resolution = resolve_leaves(Order, leaves)
     assert resolution.body is None
     assert resolution.merged is None
-    assert sorted(t["_rev"] for t in resolution.tombstones) == ["2-a", "2-b", "2-c"]
+    assert sorted(t["_rev"] for t in resolution.tombstones) == ["2-a", "2-b"]
+    assert [c["_revisions"]["ids"][1] for c in resolution.closures] == ["c"]
     # Without a user's delete, the same model merges as usual.
     assert resolve_leaves(Order, leaves[:2]).body is not None
 
@@ -130,6 +136,16 @@ def test_resolver_tombstones_are_history() -> None:
     closed = {"_id": "fruit-1", "_rev": "3-t", "_deleted": True, "merged": True}
     assert resolve_leaves(Fruit, [a, closed]).writes == []
     assert resolve_leaves(Fruit, [closed]).writes == []
+    assert resolve_leaves(Fruit, [a, closed]).settled
+
+
+def test_a_users_delete_left_open_when_every_leaf_is_deleted_is_closed() -> None:
+    closed = {"_id": "o1", "_rev": "3-t", "_deleted": True, "merged": True}
+    user = {"_id": "o1", "_rev": "3-u", "_deleted": True}
+    resolution = resolve_leaves(Order, [closed, user])
+    assert (resolution.body, resolution.writes) == (None, [])
+    assert [c["_revisions"]["ids"] for c in resolution.closures] != []
+    assert resolve_leaves(Order, [user]).settled  # a lone delete is just a delete
 
 
 def test_the_never_delete_tombstone_follows_the_delete_policy() -> None:

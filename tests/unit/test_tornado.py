@@ -13,6 +13,7 @@ import tornado.web
 
 import tor_async_couchdb as tac
 from tor_async_couchdb._exceptions import status_error as make_status_error
+from tor_async_couchdb._merge import BadLeafError, UnsealedChangeError
 from tor_async_couchdb.tornado import (
     ErrorMap,
     ErrorRule,
@@ -49,6 +50,13 @@ def status_error(status: int) -> tac.HTTPStatusError:
         (tac.InvalidNameError("bad id '_x'"), 400, "bad_request"),
         (tac.WrongTypeError("a vegetable", doc_id="v1"), 404, "not_found"),
         (TimeoutError(), 504, "timeout"),
+        (tac.TamperedDocument("document 'f1' does not match", doc_id="f1"), 500, "tampered"),
+        (tac.UnsignedDocument("document 'f1' is unsigned", doc_id="f1"), 500, "tampered"),
+        (tac.DecryptionFailed("field 'note' of 'f1'", doc_id="f1"), 500, "tampered"),
+        (tac.MalformedEnvelope("bad envelope", doc_id="f1"), 500, "tampered"),
+        (tac.UnknownKeyError("key 'k9' unknown", key_id="k9"), 500, "protection_failed"),
+        (BadLeafError("leaf '2-a'", kind="tampered", doc_id="f1", rev="2-a"), 500, "unmergeable"),
+        (UnsealedChangeError("unsealed", model="Fruit", fields=("c",)), 500, "internal_error"),
         (RuntimeError("secret internals"), 500, "internal_error"),
     ],
 )

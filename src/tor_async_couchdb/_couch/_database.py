@@ -22,7 +22,7 @@ from ._bulk import BulkResult, check_bulk_ids, match_bulk, match_replicated
 from ._changes import follow_changes, read_changes
 from ._echoes import saved_echo, settle_echoes
 from ._engine import Engine
-from ._paging import MISSING, paged_find, paged_pages, paged_rows, view_params
+from ._paging import MISSING, map_view_params, paged_find, paged_pages, paged_rows, view_params
 from ._urls import design_name, doc_path, query_string, quote_segment
 
 if TYPE_CHECKING:
@@ -438,7 +438,7 @@ class Database:
             update=update,
             extra=extra,
         )
-        target = self._view_target(design, view)
+        target = _view_target(self._base, design, view)
         reduced = bool(reduce is not False and (group or group_level is not None or reduce))
         return paged_rows(
             self._engine,
@@ -451,45 +451,23 @@ class Database:
         )
 
     def view_pages(
-        self,
-        design: str,
-        view: str,
-        *,
-        keys: Sequence[Any] | None = None,
-        startkey: Any = MISSING,
-        endkey: Any = MISSING,
-        inclusive_end: bool = True,
-        descending: bool = False,
-        include_docs: bool = False,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        self, design: str, view: str, *, page_size: int = DEFAULT_PAGE_SIZE, **options: Any
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The rows of a map view as :meth:`view` reads them, a page (a list of at most
-        ``page_size`` rows) at a time, for code that handles a page at once."""
-        params = view_params(
-            key=MISSING,
-            startkey=startkey,
-            endkey=endkey,
-            startkey_docid=None,
-            endkey_docid=None,
-            inclusive_end=inclusive_end,
-            descending=descending,
-            include_docs=include_docs,
-            conflicts=False,
-            update=None,
-            extra=None,
-        )
+        ``page_size`` rows) at a time, for code that handles a page at once. ``options``:
+        ``keys``, ``startkey``, ``endkey``, ``inclusive_end``, ``descending`` and
+        ``include_docs``, as :meth:`view` takes them."""
+        keys, params = map_view_params(**options)
+        target = _view_target(self._base, design, view)
         return paged_pages(
             self._engine,
-            self._view_target(design, view),
+            target,
             keys=keys,
             params=params,
             limit=None,
             page_size=page_size,
             reduced=False,
         )
-
-    def _view_target(self, design: str, view: str) -> str:
-        return f"{self._base}/_design/{design_name(design)}/_view/{quote_segment(view)}"
 
     # -- Mango -------------------------------------------------------------------------------
 
@@ -646,6 +624,10 @@ class Database:
             max_reconnect_delay=max_reconnect_delay,
             dedupe_window=dedupe_window,
         )
+
+
+def _view_target(base: str, design: str, view: str) -> str:
+    return f"{base}/_design/{design_name(design)}/_view/{quote_segment(view)}"
 
 
 def _header_safe(value: str) -> str:

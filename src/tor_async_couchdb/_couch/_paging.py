@@ -19,7 +19,7 @@ from .._json import dumps
 from ._engine import Engine
 from ._urls import query_string
 
-__all__ = ["MISSING", "paged_find", "paged_pages", "paged_rows", "view_params"]
+__all__ = ["MISSING", "map_view_params", "paged_find", "paged_pages", "paged_rows", "view_params"]
 
 logger = logging.getLogger("tor_async_couchdb")
 
@@ -71,6 +71,32 @@ def view_params(
     if extra:
         params.update(extra)
     return params
+
+
+def map_view_params(
+    *,
+    keys: Sequence[Any] | None = None,
+    startkey: Any = MISSING,
+    endkey: Any = MISSING,
+    inclusive_end: bool = True,
+    descending: bool = False,
+    include_docs: bool = False,
+) -> tuple[Sequence[Any] | None, dict[str, Any]]:
+    """(keys, query parameters) of a map view read with these options (``Database.view_pages``)."""
+    params = view_params(
+        key=MISSING,
+        startkey=startkey,
+        endkey=endkey,
+        startkey_docid=None,
+        endkey_docid=None,
+        inclusive_end=inclusive_end,
+        descending=descending,
+        include_docs=include_docs,
+        conflicts=False,
+        update=None,
+        extra=None,
+    )
+    return keys, params
 
 
 async def paged_rows(

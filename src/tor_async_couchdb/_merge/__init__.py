@@ -9,7 +9,16 @@ from ._clock import HybridClock, Stamp, parse_stamp
 from ._crdts import GCounter, ORSet, PNCounter
 from ._errors import LEAF_PROBLEMS, BadLeafError, LeafProblem, UnsealedChangeError
 from ._leaves import LeafHooks, Resolution, is_resolver_tombstone, resolve_leaves, winning_rev
-from ._mergeable import DeletePolicy, LastWriterWins, Max, Mergeable, Min, Stamps, seal
+from ._mergeable import (
+    DeletePolicy,
+    LastWriterWins,
+    Max,
+    Mergeable,
+    Min,
+    ReadPolicy,
+    Stamps,
+    seal,
+)
 
 __all__ = [
     "LEAF_PROBLEMS",
@@ -25,6 +34,7 @@ __all__ = [
     "Min",
     "ORSet",
     "PNCounter",
+    "ReadPolicy",
     "Resolution",
     "Stamp",
     "Stamps",

@@ -27,12 +27,13 @@ signs the merged body, given the winning leaf (whose key id a deterministic sign
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from .._exceptions import InvalidInputError, ModelValidationError, WrongTypeError
-from .._models import Model, ModelSet, parse_type
+from .._models import WRITE_STAMP, Model, ModelSet, parse_type
 from ._canonical import canonical_bytes, canonical_doc
 from ._clock import Stamp
 from ._crdts import ORSet
@@ -48,6 +49,9 @@ _READ_ONLY: Final = frozenset(
     {"_id", "_rev", "_revisions", "_revs_info", "_conflicts", "_deleted_conflicts", "_local_seq"}
 )
 _MODEL_KEYS: Final = frozenset({"type", "stamps", "tombstone"})
+# Keys a stored document of a model may lack: a never-delete tombstone left out when false,
+# a cluster's write stamp when written to a single node.
+_OPTIONAL_KEYS: Final = frozenset({"_id", "_rev", "tombstone", WRITE_STAMP})
 # Mergeable's own merge (field by field): a model that keeps it needs no leaf ordering.
 _DEFAULT_MERGE: Final = vars(Mergeable)["merge"].__func__
 
@@ -73,8 +77,9 @@ class Resolution:
     ``winner`` is the revision CouchDB picks among the live leaves (``None`` if every leaf is
     deleted); ``body`` the resolved document (``None`` if it resolves to deleted); ``merged``
     the child of ``winner`` to write (``None`` when the winner already holds the merge);
-    ``tombstones`` one resolver tombstone per other leaf. ``writes`` is what one
-    ``_bulk_docs`` request must carry; empty when there is nothing to do.
+    ``tombstones`` one resolver tombstone per other live leaf (children, written as usual);
+    ``closures`` one per user's deleted leaf, written with ``new_edits=false`` (see
+    :func:`closure`). ``writes`` are the documents written as usual, merged child first.
     """
 
     doc_id: str
@@ -82,11 +87,17 @@ class Resolution:
     body: dict[str, Any] | None
     merged: dict[str, Any] | None
     tombstones: tuple[dict[str, Any], ...]
+    closures: tuple[dict[str, Any], ...] = ()
 
     @property
     def writes(self) -> list[dict[str, Any]]:
-        """The documents to write, merged child first."""
+        """The documents to write as usual (``new_edits`` true), merged child first."""
         return [*([self.merged] if self.merged is not None else []), *self.tombstones]
+
+    @property
+    def settled(self) -> bool:
+        """Whether there is nothing to write: the document already is its merge."""
+        return not self.tombstones and not self.closures and self.merged is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,14 +139,17 @@ def resolve_leaves(
     doc_id = str(unique[0]["_id"])
     live = [leaf for leaf in unique if not leaf.get("_deleted")]
     deletes = [leaf for leaf in unique if leaf.get("_deleted") and not is_resolver_tombstone(leaf)]
+    closures = tuple(closure(leaf) for leaf in deletes) if len(unique) > 1 else ()
     if not live:
-        return Resolution(doc_id, None, None, None, ())
+        # Every leaf deleted: still close the users' deletes (left by a resolution cut
+        # short), so that a later re-creation is not taken for a concurrent update.
+        return Resolution(doc_id, None, None, None, (), closures)
     read = [_read_leaf(models, leaf, hooks) for leaf in live]
     model = _one_model(read, doc_id)
     winner = next(leaf for leaf in read if leaf.rev == winning_rev([leaf.rev for leaf in read]))
     if model.delete_policy == "delete_wins" and deletes:
-        return Resolution(doc_id, winner.rev, None, None, _tombstones(doc_id, live + deletes))
-    others = [leaf for leaf in live if leaf["_rev"] != winner.rev] + deletes
+        return Resolution(doc_id, winner.rev, None, None, _tombstones(doc_id, live), closures)
+    others = [leaf for leaf in live if leaf["_rev"] != winner.rev]
     # One live leaf is its own merge (only a concurrent delete was left to close).
     body = _content(winner.stored) if len(read) == 1 else _merged_body(model, read, winner, hooks)
     resolved = canonical_doc({"_id": doc_id, "_rev": winner.rev, **body})
@@ -144,7 +158,7 @@ def resolve_leaves(
         winner.stored
     )
     merged = None if unchanged else resolved
-    return Resolution(doc_id, winner.rev, resolved, merged, _tombstones(doc_id, others))
+    return Resolution(doc_id, winner.rev, resolved, merged, _tombstones(doc_id, others), closures)
 
 
 def _unique_leaves(leaves: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -169,6 +183,30 @@ def _tombstones(doc_id: str, leaves: Sequence[Mapping[str, Any]]) -> tuple[dict[
     return tuple(
         canonical_doc({"_id": doc_id, "_rev": leaf["_rev"], "_deleted": True, MERGED_KEY: True})
         for leaf in leaves
+    )
+
+
+def closure(deleted: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolver tombstone that closes a user's deleted leaf, to be written with
+    ``new_edits=false``: a child of the leaf with a revision id derived from the leaf's own.
+
+    Why not an ordinary child: CouchDB 3 refuses (409) a child of a deleted leaf once every
+    leaf of the document is deleted, which another data center's tombstones may have made so
+    at any moment; a replicated-style write is never refused. Why derived: every data center
+    closes the same leaf with the same revision, so replication finds nothing new.
+    """
+    rev = str(deleted["_rev"])
+    number, _, parent = rev.partition("-")
+    child = hashlib.md5(f"tor-async-couchdb:closed:{rev}".encode()).hexdigest()
+    start = (int(number) if number.isdigit() else 0) + 1
+    return canonical_doc(
+        {
+            "_id": str(deleted["_id"]),
+            "_rev": f"{start}-{child}",
+            "_deleted": True,
+            "_revisions": {"start": start, "ids": [child, parent]},
+            MERGED_KEY: True,
+        }
     )
 
 
@@ -244,7 +282,7 @@ def _working_form(
     # ciphertexts, and the order of lists, are carried over untouched.
     model_class = type(model)
     if plain.get("type") == model_class.couch_info().type_string:
-        if stored.keys() >= model_class.__couch_doc_keys__ - {"_id", "_rev", "tombstone"}:
+        if stored.keys() >= model_class.__couch_doc_keys__ - _OPTIONAL_KEYS:
             return dict(stored)  # every field as stored: nothing to fill in
         current = Model.to_doc(model)
         current.update({key: value for key, value in stored.items() if key in current})

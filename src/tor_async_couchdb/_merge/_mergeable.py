@@ -46,12 +46,16 @@ __all__ = [
     "Max",
     "Mergeable",
     "Min",
+    "ReadPolicy",
     "Stamps",
     "merge_plan",
     "seal",
 ]
 
 DeletePolicy = Literal["update_wins", "delete_wins"]
+# What the store's ``get`` (and ``update``) reads of a conflicted document: the merge of its
+# leaves, or CouchDB's winning leaf alone.
+ReadPolicy = Literal["resolve", "winner"]
 # The base fields merged by their own rules (id and rev are the document's; tombstone follows
 # the delete policy), and the metadata field itself.
 _OWN_FIELDS: Final = frozenset({"id", "rev", "tombstone", "stamps"})
@@ -262,9 +266,16 @@ class Mergeable(Model, abstract=True):
     ``"update_wins"`` (the default, as CouchDB's own winner rule) or ``"delete_wins"``. The
     never-delete ``tombstone`` follows it too (kept if any leaf set it, under delete wins; only
     if every leaf did, under update wins).
+
+    ``read_policy`` (a class variable) says what the store's ``get`` and ``update`` read of a
+    conflicted document: ``"resolve"`` (the default) the merge of its leaves, as the
+    reconciler will write it, so that a write starts from every leaf's changes;
+    ``"winner"`` CouchDB's winning leaf alone (one request less; ``db.conflicts`` still
+    reports the leaves).
     """
 
     delete_policy: ClassVar[DeletePolicy] = "update_wins"
+    read_policy: ClassVar[ReadPolicy] = "resolve"
 
     stamps: Stamps = Field(default_factory=Stamps)
 
@@ -277,6 +288,12 @@ class Mergeable(Model, abstract=True):
             raise ModelDefinitionError(
                 f"{cls.__qualname__}: delete_policy must be 'update_wins' or 'delete_wins', "
                 f"not {cls.delete_policy!r}",
+                model=cls.__qualname__,
+            )
+        if cls.read_policy not in ("resolve", "winner"):
+            raise ModelDefinitionError(
+                f"{cls.__qualname__}: read_policy must be 'resolve' or 'winner', "
+                f"not {cls.read_policy!r}",
                 model=cls.__qualname__,
             )
         merge_plan(cls)

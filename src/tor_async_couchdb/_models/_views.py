@@ -27,7 +27,7 @@ of live documents only would double the index work of every write).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from .._exceptions import UnknownIndexError
@@ -38,6 +38,7 @@ __all__ = [
     "design_docs",
     "map_function",
     "view_location",
+    "view_members",
 ]
 
 _DESIGN_PREFIX: Final = "_design/"
@@ -49,8 +50,17 @@ def _js_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=True)
 
 
-def map_function(info: ModelInfo, index: Index | None = None) -> str:
-    """Return the JavaScript map function of ``index``, or of the ``_all`` view if ``None``."""
+def map_function(
+    info: ModelInfo, index: Index | None = None, members: Mapping[str, str] | None = None
+) -> str:
+    """Return the JavaScript map function of ``index``, or of the ``_all`` view if ``None``.
+
+    ``members`` maps an indexed field whose stored value is an envelope (an encrypted field
+    with a blind index) to the member of it the view emits instead (``"bi"``): the view then
+    holds that member only, never the stored object, and leaves out a value that is no such
+    envelope (a plaintext written around the library is not indexed)."""
+    if index is not None and members and index.fields[0] in members and len(index.fields) == 1:
+        return _member_map_function(info, index.fields[0], members[index.fields[0]])
     lines = [
         "function (doc) {",
         f'  if (typeof doc.type !== "string" || !/^{info.type_name}_v[0-9]+\\.[0-9]+$/'
@@ -76,6 +86,35 @@ def map_function(info: ModelInfo, index: Index | None = None) -> str:
         ]
     lines.append("}")
     return "\n".join(lines)
+
+
+def _member_map_function(info: ModelInfo, field: str, member: str) -> str:
+    name, part = _js_string(field), _js_string(member)
+    return "\n".join(
+        [
+            "function (doc) {",
+            f'  if (typeof doc.type !== "string" || !/^{info.type_name}_v[0-9]+\\.[0-9]+$/'
+            ".test(doc.type)) return;",
+            f"  if (!Object.prototype.hasOwnProperty.call(doc, {name})) return;",
+            f"  var value = doc[{name}];",
+            '  if (value === null || typeof value !== "object" ||',
+            f'      typeof value[{part}] !== "string") return;',
+            f"  emit(value[{part}], {_VALUE});",
+            "}",
+        ]
+    )
+
+
+def view_members(model: type[Model]) -> dict[str, str]:
+    """The indexed fields of ``model`` whose views emit a member of the stored value (the
+    blind index ``"bi"`` of an ``Encrypted(blind_index=True)`` field), from the markers'
+    ``view_member``."""
+    members: dict[str, str] = {}
+    for field, marker in model.field_markers():
+        member = getattr(marker, "view_member", None)
+        if isinstance(member, str):
+            members[field] = member
+    return members
 
 
 def _find_index(model: type[Model], index: Index | str | None) -> Index | None:
@@ -108,7 +147,7 @@ def design_doc(model: type[Model], index: Index | str | None = None) -> dict[str
     return {
         "_id": ddoc_id,
         "language": "javascript",
-        "views": {view: {"map": map_function(model.couch_info(), found)}},
+        "views": {view: {"map": map_function(model.couch_info(), found, view_members(model))}},
     }
 
 

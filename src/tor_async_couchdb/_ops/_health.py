@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import tor_async_couchdb as tac
-
 from .._exceptions import CouchError, HTTPStatusError, NotFound, TransportError, Unauthorized
+from .._store import CouchDB, Database
 from ._sources import design_matches
 
 __all__ = ["Check", "HealthReport", "check_health"]
@@ -55,7 +54,7 @@ _NAMES = ("server", "credentials", "database", "design documents")
 
 
 async def check_health(
-    couch: tac.CouchDB,
+    couch: CouchDB,
     database: str,
     *,
     design_docs: Sequence[dict[str, Any]] = (),
@@ -79,8 +78,8 @@ async def check_health(
 
 
 async def _run_checks(
-    couch: tac.CouchDB,
-    db: tac.Database,
+    couch: CouchDB,
+    db: Database,
     design_docs: Sequence[dict[str, Any]],
     checks: list[Check],
 ) -> None:
@@ -92,7 +91,7 @@ async def _run_checks(
     checks.append(await _designs(db, design_docs))
 
 
-async def _server(couch: tac.CouchDB, db: tac.Database) -> Check:
+async def _server(couch: CouchDB, db: Database) -> Check:
     try:
         info = await couch.info()
     except Unauthorized:
@@ -103,7 +102,7 @@ async def _server(couch: tac.CouchDB, db: tac.Database) -> Check:
     return Check("server", True, f"up, version {version}")
 
 
-async def _credentials(couch: tac.CouchDB, db: tac.Database) -> Check:
+async def _credentials(couch: CouchDB, db: Database) -> Check:
     try:
         session = await couch.session()
     except Unauthorized as error:
@@ -114,7 +113,7 @@ async def _credentials(couch: tac.CouchDB, db: tac.Database) -> Check:
     return Check("credentials", True, f"valid, as {name}" if name else "anonymous access")
 
 
-async def _database(couch: tac.CouchDB, db: tac.Database) -> Check:
+async def _database(couch: CouchDB, db: Database) -> Check:
     try:
         info = await db.info()
     except NotFound:
@@ -124,7 +123,7 @@ async def _database(couch: tac.CouchDB, db: tac.Database) -> Check:
     return Check("database", True, f"{db.name} reachable, {info.get('doc_count', '?')} documents")
 
 
-async def _designs(db: tac.Database, design_docs: Sequence[dict[str, Any]]) -> Check:
+async def _designs(db: Database, design_docs: Sequence[dict[str, Any]]) -> Check:
     if not design_docs:
         return Check("design documents", True, "none expected")
     missing, outdated = [], []

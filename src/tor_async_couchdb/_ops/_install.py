@@ -31,8 +31,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import tor_async_couchdb as tac
-
 from .._couch import CouchDB as RawCouchDB
 from .._exceptions import (
     BadRequest,
@@ -42,6 +40,7 @@ from .._exceptions import (
     NotFound,
     ReadTimeout,
 )
+from .._store import CouchDB, Database
 from ._sources import InstallSpec, Security, design_matches
 
 __all__ = [
@@ -142,14 +141,14 @@ class InstallReport:
         return {**self.plan.as_dict(), "warm_ups": warm_ups, "view_cleanup": self.view_cleanup}
 
 
-async def _get_or_none(db: tac.Database, doc_id: str) -> dict[str, Any] | None:
+async def _get_or_none(db: Database, doc_id: str) -> dict[str, Any] | None:
     try:
         return await db.get_doc(doc_id)
     except NotFound:
         return None
 
 
-async def plan_install(couch: tac.CouchDB, spec: InstallSpec) -> Plan:
+async def plan_install(couch: CouchDB, spec: InstallSpec) -> Plan:
     """Compare ``spec`` with the database; writes nothing. Raises :class:`InvalidNameError`
     for a database name CouchDB rejects (before any request) and what the API raises."""
     db = couch.database(spec.database)
@@ -179,7 +178,7 @@ def _all_created(spec: InstallSpec) -> tuple[PlanItem, ...]:
     return tuple(items)
 
 
-async def _plan_seeds(db: tac.Database, spec: InstallSpec) -> list[PlanItem]:
+async def _plan_seeds(db: Database, spec: InstallSpec) -> list[PlanItem]:
     if not spec.seeds:
         return []
     ids = [doc["_id"] for doc in spec.seeds]
@@ -190,7 +189,7 @@ async def _plan_seeds(db: tac.Database, spec: InstallSpec) -> list[PlanItem]:
 
 
 async def install(
-    couch: tac.CouchDB,
+    couch: CouchDB,
     spec: InstallSpec,
     *,
     warm_up_timeout: float = 3600.0,
@@ -219,14 +218,14 @@ async def install(
     return InstallReport(plan, warm_ups, cleaned)
 
 
-async def _apply_security(db: tac.Database, security: Security) -> None:
+async def _apply_security(db: Database, security: Security) -> None:
     if Security.from_doc(await db.security()).as_doc() == security.as_doc():
         return
     doc = security.as_doc()
     await db.set_security(admins=doc["admins"], members=doc["members"])
 
 
-async def _load_seeds(db: tac.Database, spec: InstallSpec) -> None:
+async def _load_seeds(db: Database, spec: InstallSpec) -> None:
     missing = {item.id for item in await _plan_seeds(db, spec) if item.action == "created"}
     docs = [doc for doc in spec.seeds if doc["_id"] in missing]
     for result in await db.bulk_docs(docs):
@@ -239,7 +238,7 @@ async def _load_seeds(db: tac.Database, spec: InstallSpec) -> None:
 class _Upgrade:
     """One installer's upgrade of its changed design documents (see the module docstring)."""
 
-    db: tac.Database
+    db: Database
     warm_up_timeout: float
     poll_interval: float
     progress: ProgressCallback | None
@@ -323,7 +322,7 @@ async def _report(progress: ProgressCallback | None, step: InstallProgress) -> N
         await result
 
 
-async def _drop_staged(db: tac.Database, temp_ids: list[str]) -> None:
+async def _drop_staged(db: Database, temp_ids: list[str]) -> None:
     for temp_id in temp_ids:
         # Shielded: a cancelled install must still not leave its temporary documents behind.
         try:
@@ -332,7 +331,7 @@ async def _drop_staged(db: tac.Database, temp_ids: list[str]) -> None:
             logger.warning("could not delete temporary design document %s: %s", temp_id, error)
 
 
-async def _delete_quietly(db: tac.Database, doc_id: str) -> None:
+async def _delete_quietly(db: Database, doc_id: str) -> None:
     current = await _get_or_none(db, doc_id)
     if current is not None:
         with contextlib.suppress(NotFound, Conflict):  # gone already: nothing to drop
@@ -349,12 +348,12 @@ async def _stop(task: asyncio.Task[None]) -> None:
             raise  # we are being cancelled ourselves, not just our helper
 
 
-async def _query_views(db: tac.Database, doc: dict[str, Any], design_id: str) -> None:
+async def _query_views(db: Database, doc: dict[str, Any], design_id: str) -> None:
     for view, body in doc.get("views", {}).items():
         await _first_query(db, design_id, view, reduced="reduce" in body)
 
 
-async def _first_query(db: tac.Database, design_id: str, view: str, *, reduced: bool) -> None:
+async def _first_query(db: Database, design_id: str, view: str, *, reduced: bool) -> None:
     name = design_id.removeprefix("_design/")
     while True:
         try:
@@ -424,7 +423,7 @@ def _int_or_none(task: Mapping[str, Any] | None, key: str) -> int | None:
     return value if isinstance(value, int) else None
 
 
-async def _swap(db: tac.Database, doc: dict[str, Any], temp_id: str) -> None:
+async def _swap(db: Database, doc: dict[str, Any], temp_id: str) -> None:
     for _ in range(_SWAP_ATTEMPTS):
         current = await _get_or_none(db, doc["_id"])
         if design_matches(current, doc):
@@ -442,9 +441,7 @@ async def _swap(db: tac.Database, doc: dict[str, Any], temp_id: str) -> None:
     )
 
 
-async def _copy_or_put(
-    db: tac.Database, doc: dict[str, Any], temp_id: str, rev: str | None
-) -> None:
+async def _copy_or_put(db: Database, doc: dict[str, Any], temp_id: str, rev: str | None) -> None:
     try:
         await db.copy_doc(temp_id, doc["_id"], target_rev=rev)
     except (NotFound, MethodNotAllowed, BadRequest):

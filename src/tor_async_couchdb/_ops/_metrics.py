@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import tor_async_couchdb as tac
-
 from .._couch import CouchDB as RawCouchDB
 from .._exceptions import BadRequest, CouchError, MethodNotAllowed, NotFound
+from .._store import Database
 
 __all__ = [
     "CompactionProgress",
@@ -105,7 +104,7 @@ class DatabaseMetrics:
         }
 
 
-async def collect_metrics(db: tac.Database, *, count_conflicts: bool = True) -> DatabaseMetrics:
+async def collect_metrics(db: Database, *, count_conflicts: bool = True) -> DatabaseMetrics:
     """The database's counts, sizes, update sequence and (with ``count_conflicts``, reading
     every document once, page by page) the number of documents with conflicts. Raises what
     the API raises (:class:`NotFound` for a missing database)."""
@@ -123,14 +122,14 @@ async def collect_metrics(db: tac.Database, *, count_conflicts: bool = True) -> 
     )
 
 
-async def design_ids(db: tac.Database) -> AsyncIterator[str]:
+async def design_ids(db: Database) -> AsyncIterator[str]:
     """The ids of the database's design documents (``_all_docs`` on the ``_design/`` range:
     pouchdb-server has no ``_design_docs``)."""
     async for row in db.all_docs(startkey="_design/", endkey="_design0"):
         yield row["id"]
 
 
-async def count_conflicted(db: tac.Database) -> int:
+async def count_conflicted(db: Database) -> int:
     """How many documents hold conflicting revisions."""
     count = 0
     async for row in db.all_docs(include_docs=True, conflicts=True, page_size=1000):
@@ -139,7 +138,7 @@ async def count_conflicted(db: tac.Database) -> int:
     return count
 
 
-async def _view_metrics(db: tac.Database, design_id: str) -> ViewMetrics:
+async def _view_metrics(db: Database, design_id: str) -> ViewMetrics:
     try:
         info = await db.design_info(design_id.removeprefix("_design/"))
     except (NotFound, BadRequest):
@@ -191,7 +190,7 @@ class CompactionReport:
 
 
 async def compact(
-    db: tac.Database,
+    db: Database,
     *,
     threshold: float | None = None,
     time_limit: float = 3600.0,
@@ -230,7 +229,7 @@ def _skip_reason(before: Sizes, threshold: float | None) -> str | None:
 
 
 async def _wait_database(
-    db: tac.Database, started: float, poll_interval: float, progress: CompactionCallback | None
+    db: Database, started: float, poll_interval: float, progress: CompactionCallback | None
 ) -> None:
     # CouchDB compacts in the background and says so in compact_running; pouchdb-server
     # compacts before it answers and has no such field.
@@ -242,7 +241,7 @@ async def _wait_database(
 
 
 async def _compact_views(
-    db: tac.Database, started: float, poll_interval: float, progress: CompactionCallback | None
+    db: Database, started: float, poll_interval: float, progress: CompactionCallback | None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     compacted, notes = [], []
     async for design_id in design_ids(db):

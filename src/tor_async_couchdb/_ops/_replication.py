@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import tor_async_couchdb as tac
-
+from .._config import BasicAuth
 from .._exceptions import Conflict, HTTPStatusError, InvalidInputError, NotFound
+from .._store import CouchDB
 
 __all__ = [
     "Endpoint",
@@ -53,7 +53,7 @@ class Endpoint:
         """CouchDB's object form: the database URL, credentials in a header."""
         end: dict[str, Any] = {"url": f"{self.url.rstrip('/')}/{self.database}"}
         if self.user is not None:
-            auth = tac.BasicAuth(self.user, self.password or "")
+            auth = BasicAuth(self.user, self.password or "")
             end["headers"] = {"Authorization": auth.header()}
         return end
 
@@ -81,7 +81,7 @@ class ReplicationDoc:
 
 
 async def setup_replication(
-    couch: tac.CouchDB, local: Endpoint, remote: Endpoint, *, name: str | None = None
+    couch: CouchDB, local: Endpoint, remote: Endpoint, *, name: str | None = None
 ) -> tuple[ReplicationDoc, ReplicationDoc]:
     """Create or update the push and pull replications between ``local`` (on ``couch``'s
     server) and ``remote``; idempotent. Raises what the API raises."""
@@ -93,7 +93,7 @@ async def setup_replication(
 
 
 async def _put_replication(
-    couch: tac.CouchDB, doc_id: str, source: Endpoint, target: Endpoint
+    couch: CouchDB, doc_id: str, source: Endpoint, target: Endpoint
 ) -> ReplicationDoc:
     replicator = couch.database(_REPLICATOR)
     wanted = {
@@ -145,9 +145,7 @@ class ReplicationState:
         return {**asdict(self), "failed": self.failed}
 
 
-async def replication_status(
-    couch: tac.CouchDB, *, prefix: str = ""
-) -> tuple[ReplicationState, ...]:
+async def replication_status(couch: CouchDB, *, prefix: str = "") -> tuple[ReplicationState, ...]:
     """The state of every replication in ``_replicator`` whose id starts with ``prefix``, from
     CouchDB 3's ``_scheduler/docs`` where there is one, else from the documents' own
     ``_replication_state`` fields. Raises what the API raises."""
@@ -161,7 +159,7 @@ async def replication_status(
     return tuple(states)
 
 
-async def _scheduler_docs(couch: tac.CouchDB) -> dict[str, dict[str, Any]]:
+async def _scheduler_docs(couch: CouchDB) -> dict[str, dict[str, Any]]:
     try:
         docs = await couch.scheduler_docs()
     except HTTPStatusError:

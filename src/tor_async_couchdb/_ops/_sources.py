@@ -19,8 +19,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-import tor_async_couchdb as tac
-
+from .. import _ids, _models
 from .._exceptions import InvalidInputError, ModelDefinitionError
 from .._protect import SignatureCodec, validate_doc_update_design
 
@@ -93,7 +92,7 @@ class InstallSpec:
         cls,
         database: str,
         *,
-        models: Iterable[type[tac.Model]] = (),
+        models: Iterable[type[_models.Model]] = (),
         model_modules: Sequence[str] = (),
         design_folders: Sequence[Traversable] = (),
         seed_folders: Sequence[Traversable] = (),
@@ -136,11 +135,11 @@ def design_matches(current: Mapping[str, Any] | None, wanted: Mapping[str, Any])
     )
 
 
-def _model_design_docs(models: list[type[tac.Model]]) -> list[dict[str, Any]]:
+def _model_design_docs(models: list[type[_models.Model]]) -> list[dict[str, Any]]:
     if not models:
         return []
     try:
-        return tac.design_docs(models)
+        return _models.design_docs(models)
     except ModelDefinitionError as error:
         raise InvalidInputError(f"the models do not make a valid set: {error}") from error
 
@@ -153,7 +152,7 @@ def _check_unique(docs: list[dict[str, Any]], what: str) -> None:
         seen.add(doc["_id"])
 
 
-def models_from_module(name: str) -> list[type[tac.Model]]:
+def models_from_module(name: str) -> list[type[_models.Model]]:
     """The concrete model classes defined in module ``name`` (not those it imports).
 
     The current directory is searched too, as ``python -m`` would: an installer is usually run
@@ -171,7 +170,7 @@ def models_from_module(name: str) -> list[type[tac.Model]]:
         value
         for value in vars(module).values()
         if isinstance(value, type)
-        and issubclass(value, tac.Model)
+        and issubclass(value, _models.Model)
         and value.__module__ == module.__name__
         and _is_concrete(value)
     ]
@@ -186,7 +185,7 @@ def _search_current_directory() -> None:
         sys.path.insert(0, "")
 
 
-def _is_concrete(model: type[tac.Model]) -> bool:
+def _is_concrete(model: type[_models.Model]) -> bool:
     try:
         model.couch_info()
     except ModelDefinitionError:
@@ -276,7 +275,7 @@ def _check_design_doc(doc: dict[str, Any], where: str) -> None:
     doc_id = doc["_id"]
     if not isinstance(doc_id, str) or not doc_id.startswith(_DESIGN_PREFIX):
         raise InvalidInputError(f"{where}: a design document's _id must start with '_design/'")
-    tac.check_doc_id(doc_id)
+    _ids.check_doc_id(doc_id)
     views = doc.get("views", {})
     if not isinstance(views, dict):
         raise InvalidInputError(f"{where}: 'views' must be an object")
@@ -319,4 +318,4 @@ def _check_seed(doc: dict[str, Any], where: str) -> None:
         raise InvalidInputError(f"{where}: seed {doc_id!r} must be a plain document")
     if "_rev" in doc:
         raise InvalidInputError(f"{where}: seed {doc_id!r} must not carry a '_rev'")
-    tac.check_doc_id(doc_id)
+    _ids.check_doc_id(doc_id)

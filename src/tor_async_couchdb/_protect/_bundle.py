@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ._cipher import EncryptedCodec
@@ -23,6 +24,10 @@ class Protection:
     ``signer=Ed25519Signer(...)`` where readers must not be able to sign. ``adopt=True`` is the
     adoption mode (unsigned documents and plaintext fields read as they are, protected at their
     next write) for databases that existed before the library.
+
+    A bundle is the ``codecs`` of a store as it is: ``tac.CouchDB(url,
+    codecs=Protection.from_keyring(ring))`` (iterating it gives its codecs in the mapper's
+    order: hashing, encryption, then the signature).
     """
 
     hashed: HashedCodec
@@ -54,6 +59,10 @@ class Protection:
     def document_codecs(self) -> tuple[DocumentCodec, ...]:
         """The document codecs, in the order the mapper runs them on write."""
         return (self.signature,)
+
+    def __iter__(self) -> Iterator[FieldCodec | DocumentCodec]:
+        yield from self.field_codecs
+        yield from self.document_codecs
 
     def rotator(self) -> Rotator:
         """The :class:`Rotator` that re-encrypts and re-signs under the active keys."""

@@ -3,7 +3,6 @@ the key ring (the default), or Ed25519 for deployments where readers must not be
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Mapping
@@ -17,6 +16,7 @@ from .._exceptions import KeyRingError, MissingKeyError, RetiredKeyError, Unknow
 from ._derive import DOCUMENT_SIGNATURE, ED25519_SIGNING_KEY, DerivedKeys, derive_key
 from ._encoding import b64decode, b64encode
 from ._keys import Key, KeyRing
+from ._mac import KeyedSha256
 
 __all__ = ["Ed25519Signer", "HmacSigner", "Signer"]
 
@@ -56,8 +56,8 @@ class HmacSigner:
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
         self._derived = DerivedKeys()
-        # A keyed HMAC per key, copied for each message: setting the key up costs a third.
-        self._macs: dict[tuple[str, bytes], hmac.HMAC] = {}
+        # The keyed HMAC per key: HKDF and the key's padding run once per key, not per message.
+        self._macs: dict[tuple[str, bytes], KeyedSha256] = {}
 
     def __repr__(self) -> str:
         return f"HmacSigner({self.keyring!r})"
@@ -80,11 +80,9 @@ class HmacSigner:
     def _mac(self, key: Key, message: bytes) -> bytes:
         keyed = self._macs.get((key.key_id, key.secret))
         if keyed is None:
-            mac_key = self._derived.get(key, DOCUMENT_SIGNATURE)
-            keyed = self._macs[key.key_id, key.secret] = hmac.new(mac_key, None, hashlib.sha256)
-        mac = keyed.copy()
-        mac.update(message)
-        return mac.digest()
+            keyed = KeyedSha256(self._derived.get(key, DOCUMENT_SIGNATURE))
+            self._macs[key.key_id, key.secret] = keyed
+        return keyed.digest(message)
 
 
 class Ed25519Signer:

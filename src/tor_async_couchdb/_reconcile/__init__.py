@@ -2,7 +2,7 @@
 
 from ._checkpoint import Checkpoint, LocalDocCheckpoint, MemoryCheckpoint
 from ._reconciler import Backoff, Reconciler, ReconcilerMetrics
-from ._resolve import Resolved, fetch_leaves, resolve_document
+from ._resolve import Resolved, fetch_leaves, fetch_many_leaves, resolve_document, resolve_many
 
 __all__ = [
     "Backoff",
@@ -13,5 +13,7 @@ __all__ = [
     "ReconcilerMetrics",
     "Resolved",
     "fetch_leaves",
+    "fetch_many_leaves",
     "resolve_document",
+    "resolve_many",
 ]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._exceptions import ClientClosedError, CouchError, InvalidInputError
 from .._merge import BadLeafError, LeafHooks
 from ._checkpoint import Checkpoint, MemoryCheckpoint
-from ._resolve import Resolved, resolve_document
+from ._resolve import Resolved, resolve_many
 
 if TYPE_CHECKING:
     from .._couch import Database
@@ -44,10 +44,10 @@ __all__ = ["Backoff", "Reconciler", "ReconcilerMetrics"]
 
 logger = logging.getLogger("tor_async_couchdb.reconcile")
 
-# How many settled documents to remember (their leaf revisions), so that the changes a
-# resolution causes, and documents whose only other leaves are tombstones, are not fetched
-# again: about 100 bytes each.
-_SETTLED_CAPACITY: Final = 10_000
+# How many documents to remember the resolver tombstones of, so that the changes a resolution
+# causes (here or, identical, in another data center), and documents whose only other leaves
+# are tombstones, are not fetched again: about 100 bytes per tombstone.
+_DEAD_CAPACITY: Final = 10_000
 _SAVE_TIMEOUT: Final = 5.0
 
 
@@ -102,7 +102,13 @@ class Reconciler:
     ``checkpoint_every`` changes and when the reconciler stops. ``hooks`` carry the data
     protection of leaves (signature check, decryption, signing of merges). Changes are taken
     in batches: a change and those arriving within ``settle`` seconds of it (up to
-    ``batch_size``), their documents resolved ``concurrency`` at a time.
+    ``batch_size``); the leaves of a batch's conflicted documents are read in one ``_bulk_get``
+    (``concurrency`` bounds those read one by one instead) and the resolutions written in a few
+    ``_bulk_docs`` requests (:func:`~._resolve.resolve_many`). ``defer`` (seconds) holds each
+    batch back before resolving it: give it to the reconcilers of all data centers but one,
+    and they mostly find that one's resolutions already replicated (less work, fewer rounds
+    of merges of different subsets of leaves), at the price of resolving later while it is
+    down.
     """
 
     def __init__(
@@ -118,10 +124,11 @@ class Reconciler:
         settle: float = 0.5,
         batch_size: int = 500,
         concurrency: int = 4,
+        defer: float = 0.0,
     ) -> None:
         """Raises :class:`InvalidInputError` for a count below 1 or a negative ``settle``."""
-        if min(checkpoint_every, batch_size, concurrency) < 1 or settle < 0:
-            raise InvalidInputError("counts must be at least 1, and settle not negative")
+        if min(checkpoint_every, batch_size, concurrency) < 1 or min(settle, defer) < 0:
+            raise InvalidInputError("counts must be at least 1, settle and defer not negative")
         self._db = db
         self._models = models
         self._checkpoint: Checkpoint = checkpoint or MemoryCheckpoint()
@@ -132,9 +139,10 @@ class Reconciler:
         self._settle = settle
         self._batch_size = batch_size
         self._concurrency = concurrency
+        self._defer = defer
         self._saved_at = 0  # the change count at the last checkpoint
         self._metrics = ReconcilerMetrics()
-        self._settled: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._dead: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._stopping = asyncio.Event()
         self._busy = False
         self._follower: asyncio.Task[None] | None = None
@@ -154,8 +162,9 @@ class Reconciler:
         return len(results)
 
     def stop(self) -> None:
-        """End :meth:`run` after the batch in hand (at once if it is waiting for changes);
-        safe to call from a signal handler on the loop."""
+        """End :meth:`run` after the batch in hand (at once if it is waiting for changes; a
+        ``run`` not started yet returns as soon as it starts); safe to call from a signal
+        handler on the loop."""
         self._stopping.set()
         if not self._busy and self._follower is not None:
             self._follower.cancel()
@@ -165,7 +174,6 @@ class Reconciler:
 
         Database errors and bad documents never end it (see the module docstring).
         """
-        self._stopping.clear()
         self._follower = asyncio.create_task(self._follow())
         try:
             await self._follower
@@ -176,7 +184,10 @@ class Reconciler:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
-            await self._save_checkpoint_at_exit()
+            try:
+                await self._save_checkpoint_at_exit()
+            finally:
+                self._stopping.clear()  # (so that it can run again)
 
     async def _follow(self) -> None:
         queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(maxsize=2 * self._batch_size)
@@ -184,6 +195,10 @@ class Reconciler:
         try:
             while not self._stopping.is_set():
                 batch = await self._next_batch(queue, reader)
+                if self._defer:
+                    # Give the data center that resolves first the time to do it: its
+                    # resolutions replicate here, and this one then finds them settled.
+                    await asyncio.sleep(self._defer)
                 self._busy = True
                 try:
                     await self._handle_batch(batch)
@@ -248,52 +263,65 @@ class Reconciler:
         return batch
 
     async def _handle_batch(self, batch: list[Mapping[str, Any]]) -> None:
-        latest = {str(change.get("id", "")): change for change in batch}
-        gate = asyncio.Semaphore(self._concurrency)
-
-        async def handle(doc_id: str, change: Mapping[str, Any]) -> None:
-            async with gate:
-                await self._handle(doc_id, change)
-
-        await asyncio.gather(*(handle(doc_id, change) for doc_id, change in latest.items()))
-
-    async def _handle(self, doc_id: str, change: Mapping[str, Any]) -> None:
-        revs = frozenset(str(c.get("rev")) for c in change.get("changes", ()))
-        if len(revs) < 2 or doc_id.startswith("_design/") or self._settled.get(doc_id) == revs:
-            return  # one leaf (the usual case), or a set of leaves already settled here
+        wanted: dict[str, frozenset[str]] = {}
+        for change in batch:  # the latest change of each document counts
+            doc_id = str(change.get("id", ""))
+            wanted[doc_id] = frozenset(str(c.get("rev")) for c in change.get("changes", ()))
+        wanted = {
+            doc_id: revs
+            for doc_id, revs in wanted.items()
+            # One leaf that is not a known tombstone (the usual case), or a design document.
+            if len(revs - self._dead.get(doc_id, frozenset())) > 1
+            and not doc_id.startswith("_design/")
+        }
+        if not wanted:
+            return
         failures = 0
         while True:
             try:
-                resolved = await resolve_document(self._db, doc_id, self._models, hooks=self._hooks)
-            except BadLeafError as bad:
-                self._count_bad(bad)
-                return
+                outcomes = await resolve_many(
+                    self._db,
+                    wanted,
+                    self._models,
+                    hooks=self._hooks,
+                    concurrency=self._concurrency,
+                )
             except ClientClosedError:
                 raise
             except CouchError as error:
+                # A request failed as a whole: every resolution is idempotent, so the batch
+                # is simply done again (what was written is then found written).
                 failures += 1
                 self._metrics.errors += 1
                 delay = self._backoff.delay(failures)
-                logger.warning("resolving %s failed (%s); again in %.1f s", doc_id, error, delay)
+                logger.warning(
+                    "resolving %d documents failed (%s); again in %.1f s", len(wanted), error, delay
+                )
                 await asyncio.sleep(delay)
-            except Exception:
-                self._metrics.failed += 1
-                logger.exception("resolving %s failed unexpectedly; left as it is", doc_id)
-                return
             else:
-                self._count(resolved)
-                return
+                break
+        for doc_id, outcome in outcomes.items():
+            if isinstance(outcome, Resolved):
+                self._count(outcome)
+            elif isinstance(outcome, BadLeafError):
+                self._count_bad(outcome)
+            else:
+                self._metrics.failed += 1
+                logger.error(
+                    "resolving %s failed unexpectedly; left as it is",
+                    doc_id,
+                    exc_info=outcome,
+                )
 
     def _count(self, resolved: Resolved) -> None:
         self._metrics.inspected += 1
-        if resolved.resolution.writes:
+        if not resolved.resolution.settled:
             self._metrics.conflicts += 1
         if resolved.changed and not resolved.raced:
             self._metrics.resolved += 1
         if resolved.raced:
             self._metrics.raced += 1
-        else:
-            self._remember(resolved.doc_id, resolved.leaves)
+        self._remember(resolved.doc_id, resolved.dead)
 
     def _count_bad(self, bad: BadLeafError) -> None:
         self._metrics.inspected += 1
@@ -305,11 +333,12 @@ class Reconciler:
             kinds[bad.kind] = kinds.get(bad.kind, 0) + 1
         logger.error("left %s unresolved: %s", bad.doc_id, bad)
 
-    def _remember(self, doc_id: str, leaves: frozenset[str]) -> None:
-        self._settled[doc_id] = leaves
-        self._settled.move_to_end(doc_id)
-        while len(self._settled) > _SETTLED_CAPACITY:
-            self._settled.popitem(last=False)
+    def _remember(self, doc_id: str, dead: frozenset[str]) -> None:
+        # (A tombstone stays dead: it is history whatever happens to the document later.)
+        self._dead[doc_id] = self._dead.get(doc_id, frozenset()) | dead
+        self._dead.move_to_end(doc_id)
+        while len(self._dead) > _DEAD_CAPACITY:
+            self._dead.popitem(last=False)
 
     async def _save_checkpoint(self) -> None:
         seq = self._metrics.last_seq

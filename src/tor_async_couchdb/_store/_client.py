@@ -9,10 +9,13 @@ from .._config import Auth, Limits, RetryPolicy, Timeouts
 from .._couch import CouchDB as RawCouchDB
 from .._couch import RequestRecord
 from .._couch._urls import check_db_name
+from .._merge import HybridClock
 from .._transport import Transport
 from ._database import Database
 from ._hot import HotDocuments
 from ._mapper import Codec, Mapper
+from ._merging import Merging
+from ._quarantine import Quarantine, StoreStats
 
 __all__ = ["CouchDB"]
 
@@ -23,7 +26,13 @@ class CouchDB(RawCouchDB):
     Takes every argument of the raw client (``url``, ``auth``, ``timeouts``, ``limits``,
     ``retry``, ``verify``, ``client_cert``, ``transport``, ``on_request``) and ``codecs``: the
     field and document codecs (hashing, encryption, signing) every database handle applies to
-    models, in the order they encode (see :mod:`tor_async_couchdb._models._codecs`).
+    models, in the order they encode (see :mod:`tor_async_couchdb._models._codecs`): a
+    :class:`Protection` bundle as it is, or a list. ``quarantine=True``: collection reads
+    (``query``, ``all``, ``find_models``, ``get_many``...) skip tampered documents, logging
+    each at ERROR and counting them in :meth:`stats` (``quarantined``), instead of raising
+    :class:`TamperedDocument` (see :mod:`._quarantine`). ``clock``: the :class:`HybridClock`
+    that seals every write of a mergeable model (one with a random node id if not given; see
+    ``docs/multi-master.md``).
     """
 
     def __init__(
@@ -39,8 +48,13 @@ class CouchDB(RawCouchDB):
         transport: Transport | None = None,
         on_request: Callable[[RequestRecord], None] | None = None,
         codecs: Iterable[Codec] = (),
+        quarantine: bool = False,
+        clock: HybridClock | None = None,
     ) -> None:
-        self._mapper = Mapper(codecs)  # checked before any connection exists
+        self._merging = Merging(clock)
+        self._mapper = Mapper(codecs, merging=self._merging)  # checked before any connection
+        self._quarantine = quarantine
+        self._quarantined = Quarantine()  # the count, shared by every handle
         self._copies: dict[str, int] = {}
         self._hot = HotDocuments()
         super().__init__(
@@ -55,10 +69,29 @@ class CouchDB(RawCouchDB):
             on_request=on_request,
         )
 
-    def database(self, name: str, *, codecs: Iterable[Codec] | None = None) -> Database:
-        """A handle of database ``name`` (no I/O), with models. ``codecs`` replaces the
-        client's codecs for this handle. Raises :class:`InvalidNameError`."""
-        mapper = self._mapper if codecs is None else Mapper(codecs)
+    def database(
+        self,
+        name: str,
+        *,
+        codecs: Iterable[Codec] | None = None,
+        quarantine: bool | None = None,
+    ) -> Database:
+        """A handle of database ``name`` (no I/O), with models. ``codecs`` and ``quarantine``
+        replace the client's for this handle. Raises :class:`InvalidNameError`."""
+        mapper = self._mapper if codecs is None else Mapper(codecs, merging=self._merging)
+        quarantined = self._quarantine if quarantine is None else quarantine
         return Database(
-            self, check_db_name(name), mapper=mapper, copies=self._copies, hot=self._hot
+            self,
+            check_db_name(name),
+            mapper=mapper,
+            copies=self._copies,
+            hot=self._hot,
+            quarantine=self._quarantined if quarantined else None,
         )
+
+    def stats(self) -> StoreStats:
+        """A snapshot of the counters: the raw client's (requests, errors, retries, bytes) and
+        ``quarantined``, the tampered documents skipped by collection reads."""
+        raw = super().stats()
+        fields = {name: getattr(raw, name) for name in raw.__dataclass_fields__}
+        return StoreStats(**fields, quarantined=self._quarantined.count)

@@ -28,7 +28,9 @@ from .._exceptions import (
     BulkWriteError,
     HTTPStatusError,
     InvalidInputError,
+    MalformedEnvelope,
     NotFound,
+    TamperedDocument,
     TransportError,
     WriteNotConfirmed,
 )
@@ -36,7 +38,9 @@ from .._models import Index, Model, design_docs
 from ._build import ViewProgress, build_views, put_design_doc
 from ._hot import Batch, HotDocuments
 from ._mapper import Mapper, checked_doc, checked_docs, with_rev, with_revs
+from ._merging import Conflicts, conflicts, read_model, resolves_on_read
 from ._migrate import MigrationProgress, Progress, migrate
+from ._quarantine import QUARANTINED, Quarantine
 from ._queries import (
     HIGH,
     UNBOUNDED,
@@ -52,6 +56,7 @@ from ._queries import (
 from ._quorum import confirm_write, current_settled
 from ._results import SaveResult
 from ._retry import retry_conflicts
+from ._rotate import RotationProgress, RotationReport, rotate
 
 if TYPE_CHECKING:
     from .._couch import CouchDB as RawCouchDB
@@ -121,7 +126,7 @@ class Database(RawDatabase):
     Every model read and write goes through the handle's :class:`Mapper` and its codecs.
     """
 
-    __slots__ = ("_copies", "_hot", "_mapper")
+    __slots__ = ("_copies", "_hot", "_mapper", "_quarantine")
 
     def __init__(
         self,
@@ -131,8 +136,11 @@ class Database(RawDatabase):
         mapper: Mapper | None = None,
         copies: dict[str, int] | None = None,
         hot: HotDocuments | None = None,
+        quarantine: Quarantine | None = None,
     ) -> None:
         super().__init__(couch, name)
+        # Set: collection reads skip (log, count) tampered documents instead of raising.
+        self._quarantine = quarantine
         self._mapper = mapper if mapper is not None else Mapper()
         # The number of copies of each database of the client (its ``n``): shared by the
         # handles of one client, so that it is asked once.
@@ -145,6 +153,23 @@ class Database(RawDatabase):
     def mapper(self) -> Mapper:
         """The mapper (and its codecs) every model read and write goes through."""
         return self._mapper
+
+    @property
+    def quarantine(self) -> bool:
+        """Whether collection reads skip tampered documents (logged at ERROR and counted in
+        ``couch.stats().quarantined``) instead of raising :class:`TamperedDocument`."""
+        return self._quarantine is not None
+
+    def _listed(self, model: type[M], doc: Mapping[str, Any]) -> M | None:
+        """:meth:`Mapper.model` for a collection read: ``None`` for a tampered document in
+        quarantine mode (see :mod:`._quarantine`)."""
+        if self._quarantine is None:
+            return self._mapper.model(model, doc)
+        try:
+            return self._mapper.model(model, doc)
+        except QUARANTINED as error:
+            self._quarantine.skip(model, self.name, error)
+            return None
 
     # -- single documents --------------------------------------------------------------------
 
@@ -159,6 +184,7 @@ class Database(RawDatabase):
         return await self._save_as(model)
 
     async def _save_as(self, model: M, **overrides: str | None) -> M:
+        model = self._mapper.merging.sealed(model)
         if self.name not in self._copies:
             checked_doc(model, **overrides)  # bad input fails before the first request
         copies = await self.copies()
@@ -193,7 +219,7 @@ class Database(RawDatabase):
     async def _current(self, model: type[M], doc_id: str) -> M:
         """:meth:`get` for an update: on a cluster, leftover siblings are settled first."""
         copies = await self.copies()
-        if copies == 1:
+        if copies == 1 or resolves_on_read(model):  # (a merge keeps every sibling's changes)
             return await self.get(model, doc_id)
         withdraw = functools.partial(self._mapper.deletion, model, doc_id)
         doc = await current_settled(self, doc_id, copies=copies, withdraw=withdraw)
@@ -204,9 +230,18 @@ class Database(RawDatabase):
 
         Raises :class:`NotFound`, :class:`WrongTypeError` (another model's document, or a newer
         version) and :class:`ModelValidationError` (stored values that do not fit). A
-        tombstoned document is returned (its ``tombstone`` is true).
+        tombstoned document is returned (its ``tombstone`` is true). A conflicted document
+        of a mergeable model is read as the merge of its leaves, unless its ``read_policy`` is
+        ``"winner"`` (see :meth:`conflicts`).
         """
+        if resolves_on_read(model):
+            return await read_model(self, model, doc_id)
         return self._mapper.model(model, await self.get_doc(doc_id))
+
+    async def conflicts(self, model: type[M], doc_id: str) -> Conflicts[M]:
+        """Every leaf of document ``doc_id`` as ``model`` (a mergeable one, for ``resolved``),
+        and their merge: :class:`Conflicts`. Nothing is written. Raises :class:`NotFound`."""
+        return await conflicts(self, model, doc_id)
 
     async def get_many(
         self,
@@ -228,7 +263,8 @@ class Database(RawDatabase):
             async for row in rows:
                 doc = row.get("doc")
                 if doc is not None:
-                    yield self._mapper.model(model, doc)
+                    if (found := self._listed(model, doc)) is not None:
+                        yield found
                 elif missing == "raise":
                     raise NotFound(
                         f"no {model.__qualname__} document {row.get('key')!r}",
@@ -308,7 +344,7 @@ class Database(RawDatabase):
         policy = retry if retry is not None else ConflictRetry()
 
         async def applied(current: Any) -> Any:
-            return await _apply(change, current)
+            return self._mapper.merging.sealed(await _apply(change, current))
 
         async def run(batch: Batch) -> Model | None:
             return await self._update_batch(model, doc_id, batch, policy)
@@ -352,6 +388,7 @@ class Database(RawDatabase):
         """
         if chunk_size < 1:
             raise InvalidInputError("chunk_size must be at least 1")
+        models = [self._mapper.merging.sealed(model) for model in models]
         if models and self.name not in self._copies:
             checked_docs(models)  # bad input fails before the first request
         copies = await self.copies() if models else 1
@@ -550,8 +587,10 @@ class Database(RawDatabase):
                 doc = row.get("doc")
                 if doc is None:
                     continue  # deleted while the view was read (its row outlived it)
-                if row.get("value") is not True or include_tombstoned:
-                    newest.append(self._mapper.model(model, doc))
+                if row.get("value") is True and not include_tombstoned:
+                    continue
+                if (listed := self._listed(model, doc)) is not None:
+                    newest.append(listed)
         return newest
 
     def all(
@@ -606,7 +645,8 @@ class Database(RawDatabase):
         )
         async with closing(docs):
             async for doc in docs:
-                yield self._mapper.model(model, doc)
+                if (found := self._listed(model, doc)) is not None:
+                    yield found
 
     async def _models(
         self,
@@ -642,21 +682,20 @@ class Database(RawDatabase):
                         # document is gone (no doc, or null on CouchDB).
                         continue
                     docs.append(doc)
-                    if limit is not None and count + len(docs) >= limit:
-                        break
                 # A page's models in one validation; else (a document that fails, an older
-                # version, codecs) one at a time, so that the models before a bad document
-                # are still yielded before its error.
-                built = self._mapper.page_models(model, docs)
-                if built is None:
-                    for doc in docs:
-                        yield self._mapper.model(model, doc)
-                else:
-                    for found in built:
-                        yield found
-                count += len(docs)
-                if limit is not None and count >= limit:
-                    return
+                # version, codecs, quarantine mode) one at a time, lazily, so that the models
+                # before a bad document are still yielded before its error.
+                built = (
+                    None if self._quarantine is not None else self._mapper.page_models(model, docs)
+                )
+                listed = built if built is not None else (self._listed(model, d) for d in docs)
+                for found in listed:
+                    if found is None:
+                        continue  # quarantined: not counted against the limit
+                    yield found
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
 
     # -- design documents --------------------------------------------------------------------
 
@@ -714,4 +753,52 @@ class Database(RawDatabase):
             page_size=page_size,
             progress=progress,
             checkpoint_id=checkpoint_id,
+        )
+
+    # -- key rotation ------------------------------------------------------------------------
+
+    async def rotate(
+        self,
+        model: type[Model],
+        *,
+        page_size: int = 500,
+        progress: RotationReport | None = None,
+        checkpoint_id: str | None = None,
+    ) -> RotationProgress:
+        """Re-encrypt and re-sign every document of ``model``'s type under the active key of
+        the handle's key ring, page by page in id order through the ``_all`` view, writing
+        each page's stale documents with one ``_bulk_docs`` (documents already under the
+        active key are not written).
+
+        After each page the last id is stored in the checkpoint document ``checkpoint_id``
+        (``tac_checkpoint_rotate_<type_name>_to_<active key id>`` by default), then
+        ``progress`` (a function or coroutine function) is called with a
+        :class:`RotationProgress`. An interrupted rotation (an error, a cancellation, a
+        ``progress`` that raises) resumes after the last stored page when run again; a finished
+        one deletes its checkpoint and reports ``done``. A document changed concurrently is
+        read and rotated again (:func:`retry_conflicts`). Hashed fields are left alone.
+
+        Raises :class:`MissingKeyError` when the handle's codecs do not sign; for a stored
+        document, what a read raises (:class:`TamperedDocument`, :class:`RetiredKeyError` for
+        a key retired too early, :class:`UnknownKeyError`), before anything of its page is
+        written; in quarantine mode tampered documents are skipped (counted in ``skipped``).
+        """
+        quarantine = self._quarantine
+        skip = None
+        if quarantine is not None:
+
+            def skip(kind: type[Model], error: TamperedDocument | MalformedEnvelope) -> None:
+                quarantine.skip(kind, self.name, error)
+
+        async def confirm(kind: type[Model], doc_id: str, rev: str) -> None:
+            await self._confirm(kind, doc_id, rev, await self.copies())
+
+        return await rotate(
+            self,
+            model,
+            page_size=page_size,
+            progress=progress,
+            checkpoint_id=checkpoint_id,
+            quarantine=skip,
+            confirm=confirm,
         )

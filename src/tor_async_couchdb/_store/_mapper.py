@@ -33,6 +33,8 @@ from .._models import (
     Model,
     current_models,
 )
+from .._protect import check_model
+from ._merging import Merging
 
 __all__ = ["Codec", "Mapper", "checked_doc", "checked_docs", "with_rev", "with_revs"]
 
@@ -127,11 +129,13 @@ _fields_set_of = attrgetter("__pydantic_fields_set__")
 
 class Mapper:
     """Documents to models and back, through ``codecs`` (field and document codecs, in the
-    order they apply on a write). Immutable; one per database handle."""
+    order they apply on a write); ``merging`` seals mergeable models before they are written
+    (:mod:`._merging`). Immutable; one per database handle."""
 
-    __slots__ = ("_codecs", "_document_codecs", "_field_codecs", "_plans")
+    __slots__ = ("_codecs", "_document_codecs", "_field_codecs", "_merging", "_plans")
 
-    def __init__(self, codecs: Iterable[Codec] = ()) -> None:
+    def __init__(self, codecs: Iterable[Codec] = (), *, merging: Merging | None = None) -> None:
+        self._merging = merging if merging is not None else Merging()
         self._codecs: tuple[Codec, ...] = tuple(codecs)
         fields: list[FieldCodec] = []
         documents: list[DocumentCodec] = []
@@ -156,6 +160,11 @@ class Mapper:
     def codecs(self) -> tuple[Codec, ...]:
         """The codecs, in the order they apply on a write."""
         return self._codecs
+
+    @property
+    def merging(self) -> Merging:
+        """How mergeable models are sealed (the writer's clock)."""
+        return self._merging
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -183,14 +192,20 @@ class Mapper:
             return None
         return current_models(model, docs)
 
+    def decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
+        """``doc`` decoded by the codecs (signatures checked, values decrypted), not yet
+        validated as ``model``. Raises what the codecs raise."""
+        return self._decoded(model, doc) if self._codecs else dict(doc)
+
     def _decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
+        plan = self._plan(model)  # (first: the model's markers are checked before any decode)
         decoded = dict(doc)
         doc_id = str(decoded.get("_id", ""))
         type_name = model.couch_info().type_name
         context = DocumentContext(doc_id, type_name)
         for codec in reversed(self._document_codecs):
             decoded = codec.decode(decoded, context)
-        for field_codec, field, marker in self._plan(model):
+        for field_codec, field, marker in plan:
             if field in decoded:
                 where = FieldContext(doc_id, type_name, field, marker)
                 decoded[field] = field_codec.decode(decoded[field], where)
@@ -241,6 +256,8 @@ class Mapper:
             where = FieldContext(doc_id, type_name, field, marker)
             plain = doc[field]
             doc[field] = await codec.encode(plain, where)
+            if getattr(codec, "keeps_value", False):
+                continue  # its decode gives the plain value back (a cipher): no decrypt
             # What the saved model holds: the stored value decoded (a hash stays a hash, a
             # ciphertext becomes its plaintext again).
             held = codec.decode(doc[field], where)
@@ -291,6 +308,9 @@ class Mapper:
     def _plan(self, model: type[Model]) -> _FieldPlan:
         plan = self._plans.get(model)
         if plan is None:
+            # First use of the model with codecs: markers a field cannot carry (Encrypted() on
+            # a password, Hashed() on a str) are refused before anything is read or written.
+            check_model(model)
             plan = tuple(
                 (codec, field, marker)
                 for codec in self._field_codecs

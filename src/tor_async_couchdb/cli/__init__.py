@@ -11,7 +11,9 @@ import tor_async_couchdb as tac
 from ._common import log_level_option
 from ._devserver import devserver
 from ._install import delete_database, install, status
+from ._reconcile import reconcile
 from ._replicate import replicate, replication_status
+from ._rotate import rotate
 from ._watch import compact, health, metrics
 
 __all__ = ["cli", "main"]
@@ -44,6 +46,8 @@ for _command in (
     compact,
     replicate,
     replication_status,
+    rotate,
+    reconcile,
     devserver,
 ):
     cli.add_command(_command)

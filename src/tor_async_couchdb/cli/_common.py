@@ -77,11 +77,16 @@ class Connection:
     password: str | None = field(default=None, repr=False)
     request_timeout: float = 60.0
 
-    def client(self) -> tac.CouchDB:
-        """A new client (the caller closes it: ``async with``)."""
+    def client(
+        self, *, codecs: tac.Protection | None = None, quarantine: bool = False
+    ) -> tac.CouchDB:
+        """A new client (the caller closes it: ``async with``), with ``codecs`` and
+        ``quarantine`` as :class:`tac.CouchDB` takes them."""
         auth = (self.user, self.password or "") if self.user is not None else None
         timeouts = tac.Timeouts(connect=min(10.0, self.request_timeout), read=self.request_timeout)
-        return tac.CouchDB(self.url, auth=auth, timeouts=timeouts)
+        return tac.CouchDB(
+            self.url, auth=auth, timeouts=timeouts, codecs=codecs or (), quarantine=quarantine
+        )
 
 
 def _read_credentials_file(path: Path) -> tuple[str, str]:

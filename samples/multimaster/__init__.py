@@ -1,0 +1,1 @@
+"""The multi-master demo: fruit stores on replicating servers, merging what they write."""
