@@ -17,6 +17,7 @@ import pytest
 
 import tor_async_couchdb as tac
 from conftest import unique_db_name
+from support.eventually import collections_show, eventually, views_caught_up
 from support.protect import ring
 from tor_async_couchdb._exceptions import (
     DecryptionFailed,
@@ -118,7 +119,7 @@ async def current_rev(db: tac.Database, doc_id: str) -> str:
 
 
 async def test_every_collection_read_decrypts(store: tac.Database) -> None:
-    await saved_customers(store, 3)
+    await views_caught_up(store, Customer, await saved_customers(store, 3))
     emails = {f"c{n}@example.com" for n in range(3)}
     assert {c.email async for c in store.all(Customer)} == emails
     assert [c.phone async for c in store.get_many(Customer, ["c2", "c0"])] == ["555-2", "555-0"]
@@ -202,6 +203,7 @@ async def test_direct_edits_are_detected_through_the_store(store: tac.Database, 
     await saved_customers(store, 3)
     change, error = CASES[case]
     doc_id = await change(store, await store.get_doc("c1"))
+    await collections_show(store, Customer, {doc_id: (await store.get_doc(doc_id))["_rev"]})
     with pytest.raises(error) as caught:
         await store.get(Customer, doc_id)
     assert caught.value.doc_id == doc_id
@@ -254,6 +256,8 @@ async def test_quarantine_skips_logs_and_counts_tampered_documents(
         await saved_customers(db, 4)
         await edit(lambda d: d.update(name="eve"))(db, await db.get_doc("c1"))
         await edit(lambda d: d.update(email="c2@example.com"))(db, await db.get_doc("c2"))
+        revs = {f"c{n}": (await db.get_doc(f"c{n}"))["_rev"] for n in range(4)}
+        await collections_show(db, Customer, revs, indexes=["name"])
         assert couch.stats().quarantined == 0
         with caplog.at_level(logging.ERROR, logger="tor_async_couchdb.protect"):
             listed = [c.id async for c in db.all(Customer)]
@@ -316,8 +320,10 @@ async def test_a_marker_the_field_cannot_carry_is_refused_before_any_write(
 
 
 async def test_the_generated_view_emits_blind_indexes_only(store: tac.Database) -> None:
-    await saved_customers(store, 3)
-    await store.save(customer(3, email="c1@example.com"))
+    saved = await saved_customers(store, 3)
+    await views_caught_up(
+        store, Customer, [*saved, await store.save(customer(3, email="c1@example.com"))]
+    )
     rows = [r async for r in store.view("customer_by_email", "customer_by_email")]
     assert len(rows) == 4
     assert "example.com" not in str(rows)
@@ -342,8 +348,12 @@ async def test_blind_index_lookups_find_documents_under_every_live_key(
     async with new_couch:
         await new.save(customer(2, email="same@example.com"))
         assert (await new.get_doc("c2"))["email"]["kid"] == "k2"
-        found = [str(c.id) async for c in new.query(Customer, email="same@example.com")]
-        assert sorted(found) == ["c1", "c2"]
+
+        async def both_found() -> bool:
+            found = [str(c.id) async for c in new.query(Customer, email="same@example.com")]
+            return sorted(found) == ["c1", "c2"]
+
+        await eventually(both_found)  # (at once on one node; a cluster's copies may lag)
 
 
 # -- rotation -----------------------------------------------------------------------------------
@@ -354,10 +364,11 @@ async def test_rotate_moves_every_document_to_the_active_key(
 ) -> None:
     old_couch, old = await open_db(couch_server, protection(ring("k1")), name)
     async with old_couch:
-        await saved_customers(old, 5)
+        saved = await saved_customers(old, 5)
     couch, db = await open_db(couch_server, protection(ring("k2", "k1")), name)
     async with couch:
-        await db.save(customer(9))  # new writes use the new key at once
+        saved.append(await db.save(customer(9)))  # new writes use the new key at once
+        await views_caught_up(db, Customer, saved)
         assert (await db.get_doc("c9"))[SIGNATURE_FIELD]["kid"] == "k2"
         assert (await db.get(Customer, "c0")).email == "c0@example.com"  # old ones still read
         reports: list[tac.RotationProgress] = []
@@ -368,6 +379,8 @@ async def test_rotate_moves_every_document_to_the_active_key(
             doc = await db.get_doc(f"c{n}")
             kids = {doc[SIGNATURE_FIELD]["kid"], doc["email"]["kid"], doc["phone"]["kid"]}
             assert kids == {"k2"}
+        revs = {f"c{n}": (await db.get_doc(f"c{n}"))["_rev"] for n in (0, 1, 2, 3, 4, 9)}
+        await collections_show(db, Customer, revs)
         again = await db.rotate(Customer)
         assert (again.seen, again.rotated) == (6, 0)
         with pytest.raises(tac.NotFound):
@@ -385,7 +398,7 @@ async def test_an_interrupted_rotate_resumes_without_redoing_finished_pages(
 ) -> None:
     old_couch, old = await open_db(couch_server, protection(ring("k1")), name)
     async with old_couch:
-        await saved_customers(old, 6)
+        await views_caught_up(old, Customer, await saved_customers(old, 6))
     couch, db = await open_db(couch_server, protection(ring("k2", "k1")), name)
     async with couch:
 
@@ -412,7 +425,7 @@ async def test_an_interrupted_rotate_resumes_without_redoing_finished_pages(
 async def test_a_cancelled_rotate_resumes(couch_server: CouchServer, name: str) -> None:
     old_couch, old = await open_db(couch_server, protection(ring("k1")), name)
     async with old_couch:
-        await saved_customers(old, 4)
+        await views_caught_up(old, Customer, await saved_customers(old, 4))
     couch, db = await open_db(couch_server, protection(ring("k2", "k1")), name)
     async with couch:
 
@@ -455,6 +468,8 @@ async def test_rotate_in_quarantine_mode_skips_tampered_documents(
     async with old_couch:
         await saved_customers(old, 3)
         await edit(lambda d: d.update(name="eve"))(old, await old.get_doc("c1"))
+        revs = {f"c{n}": (await old.get_doc(f"c{n}"))["_rev"] for n in range(3)}
+        await collections_show(old, Customer, revs)
     couch, db = await open_db(couch_server, protection(ring("k2", "k1")), name, quarantine=True)
     async with couch:
         final = await db.rotate(Customer)

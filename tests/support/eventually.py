@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import tor_async_couchdb as tac
 
-__all__ = ["eventually", "views_caught_up"]
+__all__ = ["collections_show", "eventually", "views_caught_up"]
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 30.0) -> None:
@@ -41,3 +41,31 @@ async def views_caught_up(
             return all(found.get(doc_id) == rev for doc_id, rev in wanted.items())
 
         await eventually(shows_all)
+
+
+async def collections_show(
+    db: tac.Database,
+    model: type[tac.Model],
+    revs: Mapping[str, str],
+    *,
+    indexes: Sequence[str] = (),
+) -> None:
+    """Wait until the reads behind the store's collections, ``model``'s ``_all`` view (and
+    the views of ``indexes``) and ``_all_docs``, show each document of ``revs`` (id to rev)
+    at that rev: after a direct edit, so that a test asserts what the store makes of the
+    edited document, not of a copy of a shard that has not seen the edit yet."""
+    info = model.couch_info()
+    views = [tac.view_location(model, None)]
+    views += [tac.view_location(model, info.index(name)) for name in indexes]
+
+    async def in_view(design: str, view: str) -> dict[str, str | None]:
+        rows = db.view(design, view, include_docs=True)
+        return {row["id"]: (row.get("doc") or {}).get("_rev") async for row in rows}
+
+    async def shown() -> bool:
+        listed = db.all_docs(keys=list(revs), include_docs=True)
+        seen = [{row["key"]: (row.get("doc") or {}).get("_rev") async for row in listed}]
+        seen += [await in_view(design, view) for design, view in views]
+        return all(found.get(i) == rev for found in seen for i, rev in revs.items())
+
+    await eventually(shown)

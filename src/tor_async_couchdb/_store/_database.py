@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
@@ -28,9 +27,7 @@ from .._exceptions import (
     BulkWriteError,
     HTTPStatusError,
     InvalidInputError,
-    MalformedEnvelope,
     NotFound,
-    TamperedDocument,
     TransportError,
     WriteNotConfirmed,
 )
@@ -42,15 +39,17 @@ from ._merging import Conflicts, conflicts, read_model, resolves_on_read
 from ._migrate import MigrationProgress, Progress, migrate
 from ._quarantine import QUARANTINED, Quarantine
 from ._queries import (
-    HIGH,
     UNBOUNDED,
+    check_range_index,
     closing,
     find_index,
     index_for_values,
-    index_key,
+    lookup_params,
+    models_selector,
     no_models,
-    open_bound,
-    under,
+    page_docs,
+    range_params,
+    recent_params,
     view_of,
 )
 from ._quorum import confirm_write, current_settled
@@ -113,6 +112,21 @@ def _all_committed(
     return list(map(SaveResult, saved))
 
 
+def _tombstoned(model: M) -> M:
+    return model.model_copy(update={"tombstone": True})
+
+
+def _missing(model: type[Model], row: Mapping[str, Any]) -> NotFound:
+    """The error of a ``get_many`` id whose ``_all_docs`` row has no document."""
+    return NotFound(
+        f"no {model.__qualname__} document {row.get('key')!r}",
+        status=404,
+        error=str(row.get("error") or "not_found"),
+        reason="deleted" if row.get("value") else "missing",
+        doc_id=row.get("key"),
+    )
+
+
 # A BulkResult's rev, error and accepted; the model of a (document, model) pair.
 _rev_of, _error_of, _accepted_of = itemgetter(1), itemgetter(2), itemgetter(3)
 _model_of = itemgetter(1)
@@ -139,8 +153,7 @@ class Database(RawDatabase):
         quarantine: Quarantine | None = None,
     ) -> None:
         super().__init__(couch, name)
-        # Set: collection reads skip (log, count) tampered documents instead of raising.
-        self._quarantine = quarantine
+        self._quarantine = quarantine  # set: collection reads skip tampered documents
         self._mapper = mapper if mapper is not None else Mapper()
         # The number of copies of each database of the client (its ``n``): shared by the
         # handles of one client, so that it is asked once.
@@ -163,11 +176,11 @@ class Database(RawDatabase):
     def _listed(self, model: type[M], doc: Mapping[str, Any]) -> M | None:
         """:meth:`Mapper.model` for a collection read: ``None`` for a tampered document in
         quarantine mode (see :mod:`._quarantine`)."""
-        if self._quarantine is None:
-            return self._mapper.model(model, doc)
         try:
             return self._mapper.model(model, doc)
         except QUARANTINED as error:
+            if self._quarantine is None:
+                raise
             self._quarantine.skip(model, self.name, error)
             return None
 
@@ -266,13 +279,7 @@ class Database(RawDatabase):
                     if (found := self._listed(model, doc)) is not None:
                         yield found
                 elif missing == "raise":
-                    raise NotFound(
-                        f"no {model.__qualname__} document {row.get('key')!r}",
-                        status=404,
-                        error=str(row.get("error") or "not_found"),
-                        reason="deleted" if row.get("value") else "missing",
-                        doc_id=row.get("key"),
-                    )
+                    raise _missing(model, row)
 
     async def delete(self, model: Model, *, retry: ConflictRetry | None = None) -> None:
         """Delete the document of ``model`` (a CouchDB delete: only a deletion stub is kept).
@@ -311,12 +318,10 @@ class Database(RawDatabase):
         if stale); with ``retry`` it is an :meth:`update` of the current document.
         """
         if retry is None:
-            return await self.save(model.model_copy(update={"tombstone": True}))
+            return await self.save(_tombstoned(model))
         if model.id is None:
             raise InvalidInputError("tombstone with retry needs a saved model (with an id)")
-        return await self.update(
-            type(model), model.id, lambda m: m.model_copy(update={"tombstone": True}), retry=retry
-        )
+        return await self.update(type(model), model.id, _tombstoned, retry=retry)
 
     async def update(
         self,
@@ -445,8 +450,7 @@ class Database(RawDatabase):
         if not values:
             raise InvalidInputError("query needs field=value arguments; all() reads every model")
         index = index_for_values(model, values)
-        keys = self._lookup_keys(model, index, [values[field] for field in index.fields])
-        params = {"startkey": keys[0], "endkey": keys[0]} if len(keys) == 1 else {"keys": keys}
+        params = lookup_params(self._mapper, model, index, values)
         return self._models(
             model,
             index,
@@ -455,26 +459,6 @@ class Database(RawDatabase):
             limit=limit,
             page_size=page_size,
         )
-
-    def _lookup_keys(self, model: type[Model], index: Index, values: list[Any]) -> list[Any]:
-        """The view keys of exactly ``values``: one, unless a codec indexes a field under
-        keys of its own (a blind index, several during a key rotation)."""
-        key = index_key(model, index, values)
-        parts = [key] if len(index.fields) == 1 else list(key)
-        choices = [
-            self._mapper.index_keys(model, field, part)
-            for field, part in zip(index.fields, parts, strict=True)
-        ]
-        keys = [list(combination) for combination in itertools.product(*choices)]
-        return [k[0] for k in keys] if len(index.fields) == 1 else keys
-
-    def _check_range_index(self, model: type[Model], index: Index) -> None:
-        encoded = [f for f in index.fields if self._mapper.encodes_index(model, f)]
-        if encoded:
-            raise InvalidInputError(
-                f"index {index.name!r} of {model.__qualname__} holds encoded values of "
-                f"{encoded}: it answers equality queries (query), not ranges"
-            )
 
     def query_range(
         self,
@@ -502,45 +486,20 @@ class Database(RawDatabase):
         ``skip``). Raises what :meth:`query` raises.
         """
         found = find_index(model, index)
-        self._check_range_index(model, found)
-        lead = list(prefix)
-        compound = len(found.fields) > 1
-        if not compound and lead:
-            raise InvalidInputError(f"index {index!r} has one field: it takes no prefix")
-
-        def key(bound: Any, *, past_its_rows: bool) -> tuple[Any, bool]:
-            """The view key of a bound, and whether it is partial (fewer values than fields).
-
-            A partial key ``[v]`` sorts before every ``[v, x]``; ``[v, {}]`` sorts after them
-            all, so a bound that must take in (or leave out) the rows under it uses that.
-            """
-            values = [*lead, *(bound if compound and isinstance(bound, tuple) else (bound,))]
-            partial = compound and len(values) < len(found.fields)
-            view_key = index_key(model, found, values)
-            return ([*view_key, {}] if partial and past_its_rows else view_key), partial
-
-        lead_key = index_key(model, found, lead) if lead else []
-        low_open, high_open = open_bound(lead_key, compound, descending)
-        params: dict[str, Any] = {"descending": descending, "inclusive_end": inclusive_end}
-        skip_key: Any = UNBOUNDED
-        if start is None:
-            params["startkey"] = low_open
-        else:
-            # Ascending, an exclusive start must pass its rows; descending, an inclusive one.
-            params["startkey"], partial = key(start, past_its_rows=descending == inclusive_start)
-            if not inclusive_start and not partial:
-                skip_key = params["startkey"]
-        if end is None:
-            params["endkey"] = high_open
-        else:
-            params["endkey"], _ = key(end, past_its_rows=descending != inclusive_end)
-            if start is not None and not inclusive_start and under(end, start, len(lead), found):
-                # The start leaves out every row under it, the end lies among them: nothing
-                # is in between (and CouchDB refuses a range whose start is past its end).
-                return no_models()
-        for name in ("startkey", "endkey"):
-            if params[name] is UNBOUNDED:
-                del params[name]
+        check_range_index(self._mapper, model, found)
+        bounds = range_params(
+            model,
+            found,
+            prefix=prefix,
+            start=start,
+            end=end,
+            inclusive_start=inclusive_start,
+            inclusive_end=inclusive_end,
+            descending=descending,
+        )
+        if bounds is None:
+            return no_models()
+        params, skip_key = bounds
         return self._models(
             model,
             found,
@@ -571,13 +530,8 @@ class Database(RawDatabase):
         if limit < 1:
             raise InvalidInputError("limit must be at least 1")
         found = find_index(model, index)
-        self._check_range_index(model, found)
-        if len(found.fields) == 1 and prefix:
-            raise InvalidInputError(f"index {index!r} has one field: it takes no prefix")
-        params: dict[str, Any] = {"descending": True}
-        if prefix:
-            lead = index_key(model, found, list(prefix))
-            params["startkey"], params["endkey"] = [*lead, HIGH], lead
+        check_range_index(self._mapper, model, found)
+        params = recent_params(model, found, prefix)
         rows = self.view(
             *view_of(model, found), include_docs=True, limit=limit, page_size=limit, **params
         )
@@ -633,15 +587,12 @@ class Database(RawDatabase):
         :func:`stored_value` (datetimes, decimals, enums). Raises what :meth:`Database.find`
         and :meth:`get` raise.
         """
-        info = model.couch_info()
-        clauses: list[Mapping[str, Any]] = [
-            {"type": {"$regex": f"^{info.type_name}_v[0-9]+\\.[0-9]+$"}},
-            selector,
-        ]
-        if not include_tombstoned:
-            clauses.append({"$or": [{"tombstone": {"$exists": False}}, {"tombstone": False}]})
         docs = self.find(
-            {"$and": clauses}, sort=sort, limit=limit, use_index=use_index, page_size=page_size
+            models_selector(model, selector, include_tombstoned=include_tombstoned),
+            sort=sort,
+            limit=limit,
+            use_index=use_index,
+            page_size=page_size,
         )
         async with closing(docs):
             async for doc in docs:
@@ -670,18 +621,7 @@ class Database(RawDatabase):
         count = 0
         async with closing(pages):
             async for page in pages:
-                docs = []
-                for row in page:
-                    if row.get("value") is True and not include_tombstoned:
-                        continue
-                    if skip_key is not UNBOUNDED and row.get("key") == skip_key:
-                        continue
-                    doc = row.get("doc")
-                    if doc is None:
-                        # Deleted while the view was read: the index still had its row, the
-                        # document is gone (no doc, or null on CouchDB).
-                        continue
-                    docs.append(doc)
+                docs = page_docs(page, include_tombstoned=include_tombstoned, skip_key=skip_key)
                 # A page's models in one validation; else (a document that fails, an older
                 # version, codecs, quarantine mode) one at a time, lazily, so that the models
                 # before a bad document are still yielded before its error.
@@ -737,13 +677,13 @@ class Database(RawDatabase):
         After each page the last id is stored in the checkpoint document ``checkpoint_id``
         (an ordinary document, ``tac_checkpoint_migrate_<type_name>`` by default, of type
         ``tac_checkpoint``: a cluster does not keep ``_local`` documents consistent), then
-        ``progress`` is called with the
-        counts (it may be a coroutine function). An interrupted migration (an error, a
-        cancellation, a ``progress`` that raises) resumes after the last stored page when run
-        again; a finished one deletes its checkpoint. A document changed concurrently is read
-        and upgraded again. Documents of a newer version are left alone (counted as
-        ``newer``). Raises :class:`ModelValidationError` for a document that does not upgrade
-        (nothing of its page is written) and what the document API raises.
+        ``progress`` is called with the counts (it may be a coroutine function). An
+        interrupted migration (an error, a cancellation, a ``progress`` that raises) resumes
+        after the last stored page when run again; a finished one deletes its checkpoint. A
+        document changed concurrently is read and upgraded again. Documents of a newer version
+        are left alone (counted as ``newer``). Raises :class:`ModelValidationError` for a
+        document that does not upgrade (nothing of its page is written) and what the document
+        API raises.
         """
         return await migrate(
             self,
@@ -783,22 +723,12 @@ class Database(RawDatabase):
         a key retired too early, :class:`UnknownKeyError`), before anything of its page is
         written; in quarantine mode tampered documents are skipped (counted in ``skipped``).
         """
-        quarantine = self._quarantine
-        skip = None
-        if quarantine is not None:
-
-            def skip(kind: type[Model], error: TamperedDocument | MalformedEnvelope) -> None:
-                quarantine.skip(kind, self.name, error)
-
-        async def confirm(kind: type[Model], doc_id: str, rev: str) -> None:
-            await self._confirm(kind, doc_id, rev, await self.copies())
-
         return await rotate(
             self,
             model,
             page_size=page_size,
             progress=progress,
             checkpoint_id=checkpoint_id,
-            quarantine=skip,
-            confirm=confirm,
+            quarantine=None if self._quarantine is None else self._quarantine.skipper(self.name),
+            confirm=functools.partial(self._confirm, copies=await self.copies()),
         )

@@ -17,6 +17,7 @@ skipping them all would empty every listing in silence. ``get`` of one document 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._couch import ClientStats
@@ -63,3 +64,13 @@ class Quarantine:
             type(error).__name__,
             extra={"doc_id": error.doc_id, "field": error.field},
         )
+
+    def skipper(
+        self, database: str
+    ) -> Callable[[type[Model], TamperedDocument | MalformedEnvelope], None]:
+        """:meth:`skip` for the documents of ``database``."""
+
+        def skip(model: type[Model], error: TamperedDocument | MalformedEnvelope) -> None:
+            self.skip(model, database, error)
+
+        return skip
