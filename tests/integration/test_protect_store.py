@@ -312,6 +312,57 @@ async def test_a_marker_the_field_cannot_carry_is_refused_before_any_write(
         await store.get_doc("x1")  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("codecs", "field", "marker"),
+    [
+        ("none", "email", "Encrypted"),
+        ("signature", "email", "Encrypted"),
+        ("hashing", "email", "Encrypted"),
+        ("encryption", "password", "Hashed"),
+    ],
+    ids=["no codecs", "only signed", "only hashing", "no hashing"],
+)
+async def test_a_protected_model_without_its_codec_is_refused_before_any_write(
+    couch_server: CouchServer, name: str, codecs: str, field: str, marker: str
+) -> None:
+    bundle = protection()
+    chosen: dict[str, list[tac.FieldCodec | tac.DocumentCodec]] = {
+        "none": [],
+        "signature": [bundle.signature],
+        "hashing": [bundle.hashed],
+        "encryption": [bundle.encrypted, bundle.signature],
+    }
+    full_couch, full = await open_db(couch_server, bundle, name)
+    async with full_couch:
+        await full.save(customer(2))
+    couch = tac.CouchDB(couch_server.url, auth=couch_server.auth, codecs=chosen[codecs])
+    secret = tac.HashedSecret.new("hunter22")
+    async with couch:
+        db = couch.database(name)
+        for write in (
+            lambda: db.save(customer(1, password=secret)),
+            lambda: db.save_many([customer(1, password=secret)]),
+        ):
+            with pytest.raises(tac.ConfigurationError) as caught:
+                await write()
+            assert f"Customer.{field}" in str(caught.value)
+            assert marker in str(caught.value)
+        with pytest.raises(tac.ConfigurationError):  # reading and querying too
+            await db.get(Customer, "c2")
+        with pytest.raises(tac.ConfigurationError):
+            [c async for c in db.query(Customer, email="c2@example.com")]
+        with pytest.raises(tac.NotFound):
+            await db.get_doc("c1")  # nothing written
+
+
+async def test_plain_markers_need_no_codec(db: tac.Database) -> None:
+    class Tagged(tac.Model, type_name="tagged", version="1.0"):
+        name: Annotated[str, tac.Indexed()]
+
+    saved = await db.save(Tagged(id="t1", name="n"))
+    assert (await db.get(Tagged, "t1")).name == saved.name == "n"
+
+
 # -- blind-index views --------------------------------------------------------------------------
 
 
