@@ -77,6 +77,12 @@ class HmacSigner:
         key = self.keyring.get(key_id, doc_id=doc_id)
         return hmac.compare_digest(self._mac(key, message), signature)
 
+    def signature_text(self, key_id: str, message: bytes, doc_id: str | None) -> str:
+        """The unpadded base64url HMAC of ``message`` under key ``key_id``, as an envelope
+        writes it (for a comparison of texts, sparing the strict decode). Raises
+        :class:`UnknownKeyError`, :class:`RetiredKeyError`."""
+        return b64encode(self._mac(self.keyring.get(key_id, doc_id=doc_id), message))
+
     def _mac(self, key: Key, message: bytes) -> bytes:
         keyed = self._macs.get((key.key_id, key.secret))
         if keyed is None:
