@@ -431,6 +431,51 @@ async def test_rotate_moves_every_document_to_the_active_key(
         assert len([c async for c in retired.query(Customer, email="c3@example.com")]) == 1
 
 
+async def test_rotate_re_signs_deletion_stubs(couch_server: CouchServer, name: str) -> None:
+    old_couch, old = await open_db(couch_server, protection(ring("k1")), name)
+    async with old_couch:
+        first, second, _ = await saved_customers(old, 3)
+        await old.delete(first)
+        await old.delete(second)
+    bundle = protection(ring("k2", "k1"))
+    couch, db = await open_db(couch_server, bundle, name)
+    async with couch:
+        final = await db.rotate(Customer, page_size=2)
+        assert (final.seen, final.rotated, final.tombstones) == (1, 1, 2)
+        for doc_id in ("c0", "c1"):
+            stub = await db.get_doc(doc_id, rev=await current_rev(db, doc_id))
+            assert stub["_deleted"] is True
+            assert stub[SIGNATURE_FIELD]["kid"] == "k2"
+            assert bundle.signature.verify(stub)["_deleted"] is True  # a valid signed deletion
+        again = await db.rotate(Customer)
+        assert again.tombstones == 0  # nothing written twice
+        with pytest.raises(tac.NotFound):
+            await db.get(Customer, "c0")  # still deleted
+
+
+async def test_rotate_in_adoption_mode_encrypts_plaintext_fields(
+    couch_server: CouchServer, name: str
+) -> None:
+    couch, db = await open_db(couch_server, protection(adopt=True), name)
+    async with couch:
+        legacy = {"_id": "c1", "type": "customer_v1.0", "name": "n1"}
+        await db.put_doc({**legacy, "email": "old@example.com", "phone": "555"})
+        final = await db.rotate(Customer)
+        assert (final.seen, final.rotated) == (1, 1)
+        stored = await db.get_doc("c1")
+        assert stored[SIGNATURE_FIELD]["kid"] == "k1"
+        assert stored["email"]["kid"] == stored["phone"]["kid"] == "k1"
+        assert "old@example.com" not in str(stored)
+        assert "555" not in str(stored["phone"])
+        assert (await db.rotate(Customer)).rotated == 0
+    strict_couch, strict = await open_db(couch_server, protection(), name)
+    async with strict_couch:  # protected now: the strict mode reads it, and finds it
+        read = await strict.get(Customer, "c1")
+        assert (read.email, read.phone) == ("old@example.com", "555")
+        found = [str(c.id) async for c in strict.query(Customer, email="old@example.com")]
+        assert found == ["c1"]
+
+
 async def test_an_interrupted_rotate_resumes_without_redoing_finished_pages(
     couch_server: CouchServer, name: str
 ) -> None:
