@@ -122,7 +122,9 @@ class SignatureCodec:
         return f"SignatureCodec({self.signer!r}, accept_unsigned={self.accept_unsigned})"
 
     def encode(self, doc: dict[str, Any], context: DocumentContext) -> dict[str, Any]:
-        """The document with its signature. Raises :class:`UnsignableDocument`."""
+        """``doc`` itself, signed: the mapper hands over the document it made for this write,
+        so it is changed in place rather than copied (:meth:`sign` copies). Raises
+        :class:`UnsignableDocument`."""
         _check_context(doc, context)
         # The mapper's own document, made for this write: signed as it is, not copied.
         if self.field in doc:
