@@ -32,7 +32,7 @@ Every error this library raises on purpose derives from :class:`CouchError`::
     │   ├── UnknownIndexError     a model has no index of that name (also a KeyError)
     │   ├── ModelValidationError  a model's values (or a stored document's) fail its field types
     │   ├── WrongTypeError        a document's ``type`` is missing, bad, another model's or newer
-    │   └── ConfigurationError    a client setting that cannot be used (a CA or certificate file)
+    │   └── ConfigurationError    a client setting that cannot be used (a CA file, a missing codec)
     ├── ClientClosedError         the client was used after ``aclose()``
     ├── BulkWriteError            a bulk save failed part-way: what was saved, what is unknown
     ├── ModelDefinitionError      a model class declared wrongly (also a builtin TypeError)
@@ -458,8 +458,11 @@ class UnsignableDocument(ProtectionError, InvalidInputError):
 
 class ConfigurationError(InvalidInputError):
     """A client setting that cannot be used, named in the message: a CA file or client
-    certificate (or key) that is missing, unreadable or not a PEM certificate. Raised when the
-    client is made, before any request. Also an :class:`InvalidInputError` (a ``ValueError``)."""
+    certificate (or key) that is missing, unreadable or not a PEM certificate, raised when the
+    client is made; or a model used through a client or database handle that has no codec for
+    a marker on one of its fields (``Encrypted()``, ``Hashed()``: the message names the model,
+    the field and the marker), raised at the model's first use there. Both before any request.
+    Also an :class:`InvalidInputError` (a ``ValueError``)."""
 
 
 class BulkWriteError(CouchError):

@@ -316,6 +316,57 @@ async def test_a_marker_the_field_cannot_carry_is_refused_before_any_write(
         await store.get_doc("x1")  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("codecs", "field", "marker"),
+    [
+        ("none", "email", "Encrypted"),
+        ("signature", "email", "Encrypted"),
+        ("hashing", "email", "Encrypted"),
+        ("encryption", "password", "Hashed"),
+    ],
+    ids=["no codecs", "only signed", "only hashing", "no hashing"],
+)
+async def test_a_protected_model_without_its_codec_is_refused_before_any_write(
+    couch_server: CouchServer, name: str, codecs: str, field: str, marker: str
+) -> None:
+    bundle = protection()
+    chosen: dict[str, list[tac.FieldCodec | tac.DocumentCodec]] = {
+        "none": [],
+        "signature": [bundle.signature],
+        "hashing": [bundle.hashed],
+        "encryption": [bundle.encrypted, bundle.signature],
+    }
+    full_couch, full = await open_db(couch_server, bundle, name)
+    async with full_couch:
+        await full.save(customer(2))
+    couch = tac.CouchDB(couch_server.url, auth=couch_server.auth, codecs=chosen[codecs])
+    secret = tac.HashedSecret.new("hunter22")
+    async with couch:
+        db = couch.database(name)
+        for write in (
+            lambda: db.save(customer(1, password=secret)),
+            lambda: db.save_many([customer(1, password=secret)]),
+        ):
+            with pytest.raises(tac.ConfigurationError) as caught:
+                await write()
+            assert f"Customer.{field}" in str(caught.value)
+            assert marker in str(caught.value)
+        with pytest.raises(tac.ConfigurationError):  # reading and querying too
+            await db.get(Customer, "c2")
+        with pytest.raises(tac.ConfigurationError):
+            [c async for c in db.query(Customer, email="c2@example.com")]
+        with pytest.raises(tac.NotFound):
+            await db.get_doc("c1")  # nothing written
+
+
+async def test_plain_markers_need_no_codec(db: tac.Database) -> None:
+    class Tagged(tac.Model, type_name="tagged", version="1.0"):
+        name: Annotated[str, tac.Indexed()]
+
+    saved = await db.save(Tagged(id="t1", name="n"))
+    assert (await db.get(Tagged, "t1")).name == saved.name == "n"
+
+
 # -- blind-index views --------------------------------------------------------------------------
 
 
@@ -391,6 +442,51 @@ async def test_rotate_moves_every_document_to_the_active_key(
     async with retired_couch:  # after rotate, retiring the old key loses nothing
         assert len([c async for c in retired.all(Customer)]) == 6
         assert len([c async for c in retired.query(Customer, email="c3@example.com")]) == 1
+
+
+async def test_rotate_re_signs_deletion_stubs(couch_server: CouchServer, name: str) -> None:
+    old_couch, old = await open_db(couch_server, protection(ring("k1")), name)
+    async with old_couch:
+        first, second, _ = await saved_customers(old, 3)
+        await old.delete(first)
+        await old.delete(second)
+    bundle = protection(ring("k2", "k1"))
+    couch, db = await open_db(couch_server, bundle, name)
+    async with couch:
+        final = await db.rotate(Customer, page_size=2)
+        assert (final.seen, final.rotated, final.tombstones) == (1, 1, 2)
+        for doc_id in ("c0", "c1"):
+            stub = await db.get_doc(doc_id, rev=await current_rev(db, doc_id))
+            assert stub["_deleted"] is True
+            assert stub[SIGNATURE_FIELD]["kid"] == "k2"
+            assert bundle.signature.verify(stub)["_deleted"] is True  # a valid signed deletion
+        again = await db.rotate(Customer)
+        assert again.tombstones == 0  # nothing written twice
+        with pytest.raises(tac.NotFound):
+            await db.get(Customer, "c0")  # still deleted
+
+
+async def test_rotate_in_adoption_mode_encrypts_plaintext_fields(
+    couch_server: CouchServer, name: str
+) -> None:
+    couch, db = await open_db(couch_server, protection(adopt=True), name)
+    async with couch:
+        legacy = {"_id": "c1", "type": "customer_v1.0", "name": "n1"}
+        await db.put_doc({**legacy, "email": "old@example.com", "phone": "555"})
+        final = await db.rotate(Customer)
+        assert (final.seen, final.rotated) == (1, 1)
+        stored = await db.get_doc("c1")
+        assert stored[SIGNATURE_FIELD]["kid"] == "k1"
+        assert stored["email"]["kid"] == stored["phone"]["kid"] == "k1"
+        assert "old@example.com" not in str(stored)
+        assert "555" not in str(stored["phone"])
+        assert (await db.rotate(Customer)).rotated == 0
+    strict_couch, strict = await open_db(couch_server, protection(), name)
+    async with strict_couch:  # protected now: the strict mode reads it, and finds it
+        read = await strict.get(Customer, "c1")
+        assert (read.email, read.phone) == ("old@example.com", "555")
+        found = [str(c.id) async for c in strict.query(Customer, email="old@example.com")]
+        assert found == ["c1"]
 
 
 async def test_an_interrupted_rotate_resumes_without_redoing_finished_pages(

@@ -159,9 +159,14 @@ class FieldMarker:
     A marker only describes; the layer that cares (views, codecs, the reconciler) reads them
     with :meth:`Model.field_markers`. Put markers on the outermost ``Annotated`` of a field
     (``Annotated[str | None, Indexed()]``, not ``Annotated[str, Indexed()] | None``).
+
+    A marker that only a codec gives meaning to (``Encrypted()``, ``Hashed()``) sets
+    ``needs_codec``: the store then refuses a model carrying it through a handle with no
+    codec for it, rather than write the field as it is.
     """
 
     __slots__ = ()
+    needs_codec: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,4 +66,8 @@ class Protection:
 
     def rotator(self) -> Rotator:
         """The :class:`Rotator` that re-encrypts and re-signs under the active keys."""
-        return Rotator(signature=self.signature, cipher=self.encrypted.cipher)
+        return Rotator(
+            signature=self.signature,
+            cipher=self.encrypted.cipher,
+            adopt=self.encrypted.accept_plaintext,
+        )

@@ -82,6 +82,7 @@ class Encrypted(FieldMarker):
     Raises :class:`InvalidInputError` for a ``pad`` outside 1..4096.
     """
 
+    needs_codec: ClassVar[bool] = True  # never written unless an EncryptedCodec encrypts it
     blind_index: bool = False
     pad: int = 16
 

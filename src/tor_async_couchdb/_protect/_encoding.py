@@ -86,20 +86,19 @@ def canonical(value: Any) -> bytes:
         return rfc8785.dumps(value)
     # Non-ASCII output may hold a character from U+E000 up (which could sort differently as a
     # key); a null may have been a NaN or an infinity, which orjson writes so and JCS refuses.
-    if fast.isascii() and b"null" not in fast and not _may_hold_odd_number(fast):
-        return fast
+    if fast.isascii() and b"null" not in fast:
+        # orjson writes an exponent as "e+"/"e-" and an integral float with ".0": two searches
+        # that begin with a literal (which the regex engine scans for quickly) find where one
+        # may be, and only then the exact pattern looks at the number tokens. (Inline: every
+        # signature and verification passes here.)
+        if not (_EXPONENT(fast) or _INTEGRAL(fast) or fast.endswith(b".0")):
+            return fast
+        if _ODD_NUMBER(b"," + fast) is None:
+            return fast
     try:
         return orjson.dumps(_prepared(value), option=orjson.OPT_SORT_KEYS)
     except (_UseReference, orjson.JSONEncodeError):
         return rfc8785.dumps(value)
-
-
-def _may_hold_odd_number(written: bytes) -> bool:
-    # orjson writes an exponent as "e+"/"e-" and an integral float with ".0": two searches that
-    # begin with a literal (which the regex engine scans for quickly) find where one may be,
-    # and only then the exact pattern looks at the number tokens.
-    hinted = bool(_EXPONENT(written) or _INTEGRAL(written)) or written.endswith(b".0")
-    return hinted and _ODD_NUMBER(b"," + written) is not None
 
 
 def _prepared(value: Any) -> Any:

@@ -50,6 +50,8 @@ class Hashed(FieldMarker):
     ``HashedSecret | None``). The policy is the :class:`HashedCodec`'s, not the marker's: it is
     deployment configuration, and it rises over time without a model change."""
 
+    needs_codec: ClassVar[bool] = True  # never written unless a HashedCodec hashes it
+
 
 @dataclass(frozen=True, slots=True)
 class Argon2Policy:

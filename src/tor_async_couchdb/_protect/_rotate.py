@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._cipher import Encrypted, FieldCipher
+from ._cipher import Encrypted, FieldCipher, _looks_like_envelope
 from ._protocol import FieldContext
 from ._signing import SignatureCodec
 
@@ -25,16 +25,22 @@ class Rotator:
     ``cipher`` is the encrypted-field codec's :class:`FieldCipher` (``None`` for models without
     encrypted fields), ``signature`` the document codec. Hashed fields are left alone: a hash
     cannot be re-made without the plaintext (``HashedSecret.needs_rehash`` at the next login).
+    ``adopt=True`` (the adoption mode of the encrypted-field codec): an encrypted field still
+    holding its plaintext is encrypted under the active key, instead of being refused as
+    :class:`UnprotectedField`.
     """
 
-    __slots__ = ("cipher", "signature")
+    __slots__ = ("adopt", "cipher", "signature")
 
-    def __init__(self, *, signature: SignatureCodec, cipher: FieldCipher | None = None) -> None:
+    def __init__(
+        self, *, signature: SignatureCodec, cipher: FieldCipher | None = None, adopt: bool = False
+    ) -> None:
         self.signature = signature
         self.cipher = cipher
+        self.adopt = adopt
 
     def __repr__(self) -> str:
-        return f"Rotator(signature={self.signature!r}, cipher={self.cipher!r})"
+        return f"Rotator(signature={self.signature!r}, cipher={self.cipher!r}, adopt={self.adopt})"
 
     def needs_rotation(
         self, doc: Mapping[str, Any], *, type_name: str, encrypted: Mapping[str, Encrypted]
@@ -62,7 +68,8 @@ class Rotator:
         for name in self._stale_fields(fresh, type_name, encrypted):
             context = FieldContext(str(doc["_id"]), type_name, name, encrypted[name])
             assert self.cipher is not None  # (no stale fields without a cipher)
-            value = self.cipher.decrypt(fresh[name], context)
+            stored = fresh[name]
+            value = stored if self._plaintext(stored) else self.cipher.decrypt(stored, context)
             fresh[name] = self.cipher.encrypt(value, context, encrypted[name])
         return self.signature.sign(fresh, attachment_sha256=hashes)
 
@@ -77,6 +84,13 @@ class Rotator:
             name
             for name, marker in encrypted.items()
             if name in doc
-            and self.cipher.key_id(doc[name], FieldContext(doc_id, type_name, name, marker))
-            != active
+            and (
+                self._plaintext(doc[name])
+                or self.cipher.key_id(doc[name], FieldContext(doc_id, type_name, name, marker))
+                != active
+            )
         ]
+
+    def _plaintext(self, stored: object) -> bool:
+        # Only in adoption mode: otherwise a plaintext is UnprotectedField (from key_id/decrypt).
+        return self.adopt and not _looks_like_envelope(stored)

@@ -50,7 +50,7 @@ class HmacSigner:
     Anyone who can verify can also sign: use :class:`Ed25519Signer` where readers must not.
     """
 
-    __slots__ = ("_derived", "_macs", "keyring")
+    __slots__ = ("_by_id", "_derived", "_macs", "keyring")
     algorithm: ClassVar[str] = "HS256"
 
     def __init__(self, keyring: KeyRing) -> None:
@@ -58,6 +58,9 @@ class HmacSigner:
         self._derived = DerivedKeys()
         # The keyed HMAC per key: HKDF and the key's padding run once per key, not per message.
         self._macs: dict[tuple[str, bytes], KeyedSha256] = {}
+        # The keyed HMAC by key id, of the ring it was looked up in (a ring never changes, but
+        # ``keyring`` may be replaced): one dict lookup per verification.
+        self._by_id: dict[str, tuple[KeyRing, KeyedSha256]] = {}
 
     def __repr__(self) -> str:
         return f"HmacSigner({self.keyring!r})"
@@ -76,6 +79,17 @@ class HmacSigner:
         :class:`RetiredKeyError`."""
         key = self.keyring.get(key_id, doc_id=doc_id)
         return hmac.compare_digest(self._mac(key, message), signature)
+
+    def signature_text(self, key_id: str, message: bytes, doc_id: str | None) -> str:
+        """The unpadded base64url HMAC of ``message`` under key ``key_id``, as an envelope
+        writes it (for a comparison of texts, sparing the strict decode). Raises
+        :class:`UnknownKeyError`, :class:`RetiredKeyError`."""
+        found = self._by_id.get(key_id)
+        if found is None or found[0] is not self.keyring:
+            key = self.keyring.get(key_id, doc_id=doc_id)  # (raises for a retired or unknown id)
+            self._mac(key, b"")  # (makes its keyed HMAC)
+            found = self._by_id[key_id] = (self.keyring, self._macs[key.key_id, key.secret])
+        return b64encode(found[1].digest(message))
 
     def _mac(self, key: Key, message: bytes) -> bytes:
         keyed = self._macs.get((key.key_id, key.secret))

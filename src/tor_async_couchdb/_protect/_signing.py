@@ -54,7 +54,7 @@ from ._attachments import attachment_entries, attachment_hashes, check_inline_co
 from ._encoding import b64decode, b64encode, canonical
 from ._hashing import PENDING_KEY
 from ._protocol import DocumentContext
-from ._signers import Signer
+from ._signers import HmacSigner, Signer
 
 __all__ = [
     "EXCLUDED_MEMBERS",
@@ -69,6 +69,10 @@ EXCLUDED_MEMBERS: Final = frozenset(
     {"_rev", "_revisions", "_conflicts", "_deleted_conflicts", "_revs_info", "_local_seq"}
 )
 _MAX_SAFE: Final = 2**53 - 1
+_RARELY_STORED: Final = EXCLUDED_MEMBERS - {"_rev"}
+_ABSENT: Final = object()
+# How an unhashed secret's member appears in the canonical bytes (a key needs no escaping).
+_PENDING_MEMBER: Final = f'"{PENDING_KEY}":'.encode()
 _ENVELOPE_REQUIRED: Final = frozenset({"v", "alg", "kid", "sig"})
 _ENVELOPE_ALLOWED: Final = _ENVELOPE_REQUIRED | {"att"}
 
@@ -87,11 +91,12 @@ def signing_input(
     for member in EXCLUDED_MEMBERS:
         body.pop(member, None)
     body.pop(field, None)
-    attachments = body.get("_attachments")
-    if attachments is not None:
-        body["_attachments"] = attachment_entries(_doc_id(doc), attachments)
-    head = {"v": SIGNATURE_VERSION, "alg": algorithm, "kid": key_id}
-    return canonical({**head, "att": dict(attachment_sha256), "doc": body})
+    if "_attachments" in body:
+        body["_attachments"] = attachment_entries(_doc_id(doc), body["_attachments"])
+    att = attachment_sha256 if type(attachment_sha256) is dict else dict(attachment_sha256)
+    return canonical(
+        {"v": SIGNATURE_VERSION, "alg": algorithm, "kid": key_id, "att": att, "doc": body}
+    )
 
 
 class SignatureCodec:
@@ -117,9 +122,14 @@ class SignatureCodec:
         return f"SignatureCodec({self.signer!r}, accept_unsigned={self.accept_unsigned})"
 
     def encode(self, doc: dict[str, Any], context: DocumentContext) -> dict[str, Any]:
-        """The document with its signature. Raises :class:`UnsignableDocument`."""
+        """``doc`` itself, signed: the mapper hands over the document it made for this write,
+        so it is changed in place rather than copied (:meth:`sign` copies). Raises
+        :class:`UnsignableDocument`."""
         _check_context(doc, context)
-        return self.sign(doc)
+        # The mapper's own document, made for this write: signed as it is, not copied.
+        if self.field in doc:
+            del doc[self.field]
+        return self._signed(doc, {})
 
     def decode(self, doc: dict[str, Any], context: DocumentContext) -> dict[str, Any]:
         """The document without its signature, once verified. Raises
@@ -127,7 +137,7 @@ class SignatureCodec:
         :class:`UnknownKeyError`, :class:`RetiredKeyError`."""
         if doc.get("_id") != context.doc_id:
             raise _tampered(context.doc_id, "is not the document asked for (another _id)")
-        return self.verify(doc)
+        return self.verified(doc)[0]
 
     def sign(
         self, doc: Mapping[str, Any], *, attachment_sha256: Mapping[str, str] | None = None
@@ -136,22 +146,28 @@ class SignatureCodec:
 
         Inline attachments are recorded by SHA-256; stubs keep the ``attachment_sha256`` given
         for them. Raises :class:`UnsignableDocument`."""
-        doc_id = _doc_id(doc)
-        unsigned = (
-            doc if self.field not in doc else {k: v for k, v in doc.items() if k != self.field}
+        unsigned = dict(doc)
+        unsigned.pop(self.field, None)
+        return self._signed(unsigned, attachment_sha256 or {})
+
+    def _signed(self, unsigned: dict[str, Any], known: Mapping[str, str]) -> dict[str, Any]:
+        # ``unsigned``: the caller's own dict, without a signature; signed in place.
+        doc_id = _doc_id(unsigned)
+        att = (
+            attachment_hashes(doc_id, unsigned["_attachments"], known)
+            if "_attachments" in unsigned
+            else {}
         )
-        att = attachment_hashes(doc_id, unsigned.get("_attachments"), attachment_sha256 or {})
-        _refuse_pending_secrets(doc_id, unsigned)
         algorithm = self.signer.algorithm
         key_id, message = self._signing_message(unsigned, att, algorithm, doc_id)
-        signature = self.signer.sign(message)
+        if _PENDING_MEMBER in message:  # (one search of the bytes spares a look at each field)
+            _refuse_pending_secrets(doc_id, unsigned)
         envelope: dict[str, Any] = {"v": SIGNATURE_VERSION, "alg": algorithm, "kid": key_id}
-        envelope["sig"] = b64encode(signature)
+        envelope["sig"] = b64encode(self.signer.sign(message))
         if att:
             envelope["att"] = att
-        signed = dict(unsigned)
-        signed[self.field] = envelope
-        return signed
+        unsigned[self.field] = envelope
+        return unsigned
 
     def verify(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """``doc`` without its signature, once the signature verifies (see :meth:`decode`)."""
@@ -168,15 +184,35 @@ class SignatureCodec:
             what = "an unsigned deletion" if doc.get("_deleted") else "unsigned"
             raise UnsignedDocument(f"document {doc_id!r} is {what}", doc_id=doc_id)
         key_id, signature, att = self._parse(envelope, doc_id)
-        if envelope["alg"] != self.signer.algorithm:
+        algorithm = self.signer.algorithm
+        if envelope["alg"] != algorithm:
             raise _tampered(doc_id, f"is signed with {envelope['alg']!r}, not the expected alg")
         unsigned = dict(doc)
         del unsigned[self.field]
-        message = _read_message(unsigned, self.signer.algorithm, key_id, att, doc_id)
-        if not self.signer.verify(key_id, message, signature, doc_id):
+        message = _read_message(unsigned, algorithm, key_id, att, doc_id)
+        if not self._matches(key_id, message, signature, doc_id):
             raise _tampered(doc_id, "does not match its signature")
-        check_inline_contents(doc_id, unsigned.get("_attachments"), att)
-        return unsigned, dict(att)
+        if "_attachments" in unsigned:
+            check_inline_contents(doc_id, unsigned["_attachments"], att)
+        return unsigned, dict(att) if att else {}
+
+    def _matches(self, key_id: str, message: bytes, signature: str, doc_id: str | None) -> bool:
+        signer = self.signer
+        if type(signer) is HmacSigner:
+            # The expected HMAC encoded, against the stored text: the strict decode is only
+            # needed to tell a badly encoded signature (malformed) from a wrong one (tampered).
+            # Text equal to the canonical encoding of the right HMAC is that HMAC, so nothing
+            # that failed before passes now.
+            expected = signer.signature_text(key_id, message, doc_id)
+            if hmac.compare_digest(expected, signature):
+                return True
+            if b64decode(signature) is None:
+                raise _malformed(doc_id, "has a badly encoded key id or signature")
+            return False
+        decoded = b64decode(signature)
+        if decoded is None:
+            raise _malformed(doc_id, "has a badly encoded key id or signature")
+        return signer.verify(key_id, message, decoded, doc_id)
 
     def key_id(self, doc: Mapping[str, Any]) -> str | None:
         """The key id of a document's signature (``None`` if unsigned), unverified."""
@@ -195,13 +231,11 @@ class SignatureCodec:
             raise _tampered(doc_id, f"attachment {name!r} is not the signed content")
 
     def _signing_message(
-        self, doc: Mapping[str, Any], att: Mapping[str, str], algorithm: str, doc_id: str | None
+        self, doc: dict[str, Any], att: dict[str, str], algorithm: str, doc_id: str | None
     ) -> tuple[str, bytes]:
         key_id = self.signer.active_key_id  # (signed too: known before the message is built)
         try:
-            message = signing_input(
-                doc, algorithm=algorithm, key_id=key_id, attachment_sha256=att, field=self.field
-            )
+            message = _owned_input(doc, algorithm, key_id, att)
         except CanonicalizationError as exc:
             raise UnsignableDocument(
                 f"document {doc_id!r}: {_unsafe_path(doc) or 'a value'} has no canonical JSON "
@@ -211,7 +245,7 @@ class SignatureCodec:
             ) from None
         return key_id, message
 
-    def _parse(self, envelope: object, doc_id: str | None) -> tuple[str, bytes, dict[str, str]]:
+    def _parse(self, envelope: object, doc_id: str | None) -> tuple[str, str, dict[str, str]]:
         if not isinstance(envelope, dict) or not (
             _ENVELOPE_REQUIRED <= envelope.keys() <= _ENVELOPE_ALLOWED
         ):
@@ -221,20 +255,40 @@ class SignatureCodec:
             raise _malformed(doc_id, "has an unknown version")
         if not isinstance(envelope["alg"], str):
             raise _malformed(doc_id, "has an algorithm that is not a string")
-        kid, signature = envelope["kid"], b64decode(envelope["sig"])
+        kid, signature = envelope["kid"], envelope["sig"]
         att = envelope.get("att", {})
-        if not isinstance(kid, str) or signature is None:
+        # (The signature's base64 is checked strictly where it does not match: _matches.)
+        if type(kid) is not str or type(signature) is not str or not signature.isascii():
             raise _malformed(doc_id, "has a badly encoded key id or signature")
         if type(att) is not dict or (att and not all(type(v) is str for v in att.values())):
             raise _malformed(doc_id, "has a badly encoded attachment list")
         return kid, signature, att
 
 
+def _owned_input(doc: dict[str, Any], algorithm: str, key_id: str, att: dict[str, str]) -> bytes:
+    """:func:`signing_input` of a document without its signature that the caller owns, without
+    copying it: ``_rev`` (which every stored document and update holds, and which is left out of
+    the signature) is taken out for the time of the canonical form and put back (key order
+    means nothing in JSON). Every read and write pays for this, so the usual case is a handful
+    of steps; a document with attachments or other members to leave out goes the general way.
+    Raises ``CanonicalizationError``."""
+    if "_attachments" in doc or not _RARELY_STORED.isdisjoint(doc):
+        return signing_input(doc, algorithm=algorithm, key_id=key_id, attachment_sha256=att)
+    rev = doc.pop("_rev", _ABSENT)
+    try:
+        return canonical(
+            {"v": SIGNATURE_VERSION, "alg": algorithm, "kid": key_id, "att": att, "doc": doc}
+        )
+    finally:
+        if rev is not _ABSENT:
+            doc["_rev"] = rev
+
+
 def _read_message(
-    doc: Mapping[str, Any], algorithm: str, key_id: str, att: Mapping[str, str], doc_id: str | None
+    doc: dict[str, Any], algorithm: str, key_id: str, att: dict[str, str], doc_id: str | None
 ) -> bytes:
     try:
-        return signing_input(doc, algorithm=algorithm, key_id=key_id, attachment_sha256=att)
+        return _owned_input(doc, algorithm, key_id, att)
     except IntegerDomainError:
         # A large float the server wrote back as an integer (JavaScript prints 1e20 so):
         # read such integers as the floats they were, and try once more.

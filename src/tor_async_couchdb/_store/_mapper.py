@@ -21,7 +21,7 @@ from itertools import repeat
 from operator import attrgetter, setitem
 from typing import Any, TypeVar, cast
 
-from .._exceptions import InvalidInputError
+from .._exceptions import ConfigurationError, InvalidInputError
 from .._ids import new_id
 from .._models import (
     WRITE_STAMP,
@@ -173,12 +173,14 @@ class Mapper:
         (upgrading an older version). Raises what :meth:`Model.from_doc` and the codecs raise.
         """
         if not self._codecs:
+            self._plan(model)  # (once per model: refuses an Encrypted() field, say)
             return model.from_doc(doc)
         return model.from_doc(self._decoded(model, doc))
 
     def models(self, model: type[M], docs: Sequence[Mapping[str, Any]]) -> list[M]:
         """:meth:`model` of every document, in order."""
         if not self._codecs:
+            self._plan(model)
             from_doc = model.from_doc
             return [from_doc(doc) for doc in docs]
         return [model.from_doc(self._decoded(model, doc)) for doc in docs]
@@ -225,6 +227,7 @@ class Mapper:
         new write stamp (:data:`WRITE_STAMP`, for writes to a cluster). Raises
         :class:`ModelValidationError`, :class:`NotJSONError` and what the codecs raise, before
         anything is written."""
+        self._plan(type(instance))  # (first: a marker this mapper has no codec for is refused)
         doc, checked = checked_doc(instance, **(overrides or {}))
         if stamp:
             doc[WRITE_STAMP] = new_id()
@@ -236,6 +239,8 @@ class Mapper:
         self, instances: Sequence[M], *, stamp: bool = False
     ) -> list[tuple[dict[str, Any], M]]:
         """:meth:`document` of every model, in order: all checked before the caller writes."""
+        for model in {type(instance) for instance in instances}:
+            self._plan(model)  # (first: a marker this mapper has no codec for is refused)
         checked = checked_docs(instances)
         if stamp:
             for doc, _ in checked:
@@ -308,13 +313,27 @@ class Mapper:
     def _plan(self, model: type[Model]) -> _FieldPlan:
         plan = self._plans.get(model)
         if plan is None:
-            # First use of the model with codecs: markers a field cannot carry (Encrypted() on
-            # a password, Hashed() on a str) are refused before anything is read or written.
+            # First use of the model through this mapper: markers a field cannot carry
+            # (Encrypted() on a password, Hashed() on a str), or that no codec here applies,
+            # are refused before anything is read or written.
             check_model(model)
             plan = tuple(
                 (codec, field, marker)
                 for codec in self._field_codecs
                 for field, marker in model.field_markers(codec.marker_type)
             )
+            self._refuse_uncoded(model, plan)
             self._plans[model] = plan
         return plan
+
+    def _refuse_uncoded(self, model: type[Model], plan: _FieldPlan) -> None:
+        # Without its codec an Encrypted() field would be written in plaintext.
+        coded = {(field, id(marker)) for _, field, marker in plan}
+        for field, marker in model.field_markers():
+            if type(marker).needs_codec and (field, id(marker)) not in coded:
+                raise ConfigurationError(
+                    f"{model.__qualname__}.{field} carries {marker!r}, which no codec of this "
+                    f"client or database handle applies ({type(marker).__name__} needs one: "
+                    "pass codecs=tac.Protection.from_keyring(ring), or a codec whose "
+                    "marker_type it is): refused, so that it is never stored as it is"
+                )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import ConflictRetry
 from .._exceptions import Conflict, MalformedEnvelope, MissingKeyError, NotFound, TamperedDocument
-from .._models import Model
+from .._models import Model, parse_type
 from .._protect import Encrypted, EncryptedCodec, Rotator, SignatureCodec
 from ._mapper import Mapper
 from ._migrate import Checkpoint
@@ -46,7 +46,9 @@ class RotationProgress:
 
     ``seen``: documents of the type read; ``rotated``: written again under the active key
     ``key_id``; ``skipped``: tampered documents left alone in quarantine mode;
-    ``last_key``: the id of the last document done; ``done``: the final report.
+    ``last_key``: the id of the last document done; ``done``: the final report;
+    ``tombstones``: deletion stubs of the type re-signed under the active key (in the final
+    report only: they are rotated after the last page).
     """
 
     key_id: str
@@ -55,6 +57,7 @@ class RotationProgress:
     skipped: int = 0
     last_key: str | None = None
     done: bool = False
+    tombstones: int = 0
 
 
 RotationReport = Callable[[RotationProgress], object]
@@ -73,8 +76,13 @@ def rotator_of(mapper: Mapper) -> tuple[Rotator, SignatureCodec]:
             "rotate needs a store whose codecs sign documents: "
             "tac.CouchDB(url, codecs=tac.Protection.from_keyring(ring))"
         )
-    cipher = next((c.cipher for c in mapper.codecs if isinstance(c, EncryptedCodec)), None)
-    return Rotator(signature=signature, cipher=cipher), signature
+    encrypted = next((c for c in mapper.codecs if isinstance(c, EncryptedCodec)), None)
+    if encrypted is None:
+        return Rotator(signature=signature), signature
+    rotator = Rotator(
+        signature=signature, cipher=encrypted.cipher, adopt=encrypted.accept_plaintext
+    )
+    return rotator, signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +130,17 @@ async def rotate(
             update |= {"upgraded": state.rotated, "newer": state.skipped}
             checkpoint = await db.save(checkpoint.model_copy(update=update))
             await _report(progress, state)
+    tombstones, skipped = await _rotate_tombstones(job, model, page_size, quarantine)
     if checkpoint.rev is not None:
         await db.delete(checkpoint)
     final = RotationProgress(
-        key_id, state.seen, state.rotated, state.skipped, state.last_key, done=True
+        key_id,
+        state.seen,
+        state.rotated,
+        state.skipped + skipped,
+        state.last_key,
+        done=True,
+        tombstones=tombstones,
     )
     await _report(progress, final)
     return final
@@ -184,6 +199,48 @@ async def _rotate_page(
         skipped=state.skipped + skipped,
         last_key=str(page[-1]["_id"]),
     )
+
+
+async def _rotate_tombstones(
+    job: _Job, model: type[Model], page_size: int, quarantine: Skip | None
+) -> tuple[int, int]:
+    """Re-sign the type's deletion stubs (the signed ones the mapper writes, which carry their
+    ``type``): (re-signed, skipped as tampered). They are in no view, so ``_changes`` lists
+    them, a page at a time; each stale one is verified, signed again and written as the next
+    deleted revision (still a deletion). A stub under the active key already is not written,
+    so a run started again after an interruption writes only what is left."""
+    since: str | int = 0
+    written = skipped = 0
+    while True:
+        changes, last_seq = await job.db.changes(since=since, limit=page_size, include_docs=True)
+        stubs = [c["doc"] for c in changes if c.get("deleted") and _is_stub_of(job, c.get("doc"))]
+        fresh: list[dict[str, Any]] = []
+        for stub in stubs:
+            try:
+                rotated = job.rotated(stub)
+            except QUARANTINED as error:
+                if quarantine is None:
+                    raise
+                quarantine(model, error)
+                skipped += 1
+                continue
+            if rotated is not None:
+                fresh.append(rotated)
+        for answer in await job.db.bulk_docs(fresh) if fresh else []:
+            if answer.error is None:
+                written += 1
+            elif not isinstance(answer.error, Conflict):  # (a 409: written again meanwhile)
+                raise answer.error
+        if len(changes) < page_size:
+            return written, skipped
+        since = last_seq
+
+
+def _is_stub_of(job: _Job, doc: object) -> bool:
+    if not isinstance(doc, dict) or doc.get("_deleted") is not True:
+        return False
+    parsed = parse_type(doc.get("type"))
+    return parsed is not None and parsed[0] == job.type_name
 
 
 async def _confirmed(job: _Job, model: type[Model], doc_id: str, rev: str, accepted: bool) -> int:
