@@ -22,6 +22,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import tor_async_couchdb as tac
+from support.eventually import views_caught_up
 
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
 PARIS = ZoneInfo("Europe/Paris")
@@ -148,6 +149,7 @@ async def trace(db: tac.Database) -> dict[str, object]:
     updated = await db.update(Crate, doc_id, recount)
     updated_doc = await db.get_doc(doc_id)
     read = await db.get(Crate, doc_id)
+    await views_caught_up(db, Crate, [read])  # (at once on one node; a cluster's copies may lag)
     many = await collect(db.get_many(Crate, [doc_id, doc_id]))
     queried = await collect(db.query(Crate, label=read.label))
     assert [model.id for model in queried] == [doc_id]
