@@ -124,38 +124,23 @@ class FruitStore:
         return Page(fruits[:limit], _make_cursor(fruits[limit - 1].fruit_id, color))
 
     async def _listed(self, color: str | None, after: str | None, wanted: int) -> list[Fruit]:
-        """Up to ``wanted`` fruits after ``after``, read from the raw view rows.
-
-        WORKAROUND (library bug): ``db.query_range`` is the call for this, but on the embedded
-        server a row of a fruit deleted while the view is read comes without its ``doc``, and
-        the store's paging raises ``KeyError`` instead of leaving the row out. Until that is
-        fixed, the rows are read one level down and such rows skipped; so is a row whose
-        fruit changed colour since the index was read. Then this is one query_range again.
-        """
+        """Up to ``wanted`` fruits after ``after`` in fruit-id order (of one colour: through
+        the ``color_fruit_id`` index). A fruit whose colour changed while the index was read
+        comes with its new colour and is left out."""
         index = "fruit_id" if color is None else "color_fruit_id"
-        design, view = tac.view_location(Fruit, index)
-        prefix = [] if color is None else [color]
-        start = [*prefix, after] if after is not None else prefix
-        bounds: dict[str, Any] = {"endkey": [color, {}]} if color is not None else {}
-        if start:
-            bounds["startkey"] = start if color is not None else after
-        rows = self.db.view(
-            design.removeprefix("_design/"), view, include_docs=True, page_size=wanted + 1, **bounds
+        prefix = () if color is None else (color,)
+        listed = self.db.query_range(
+            Fruit, index, prefix=prefix, start=after, inclusive_start=False, page_size=wanted + 1
         )
         fruits: list[Fruit] = []
         try:
-            async for row in rows:
-                doc = row.get("doc")
-                if doc is None or row.get("id") == after or row.get("value") is True:
-                    continue  # deleted meanwhile, the cursor's own fruit, or tombstoned
-                fruit = self.db.mapper.model(Fruit, doc)  # verified and decrypted
+            async for fruit in listed:
                 if color is None or fruit.color == color:
                     fruits.append(fruit)
                 if len(fruits) == wanted:
                     break
         finally:
-            # Leaving early: close the rows' generator now, not when it is collected.
-            close = getattr(rows, "aclose", None)
+            close = getattr(listed, "aclose", None)  # leaving early: release the request now
             if close is not None:
                 await close()
         return fruits

@@ -1,11 +1,9 @@
 """Merging what data centers wrote at once: sealing each write with the instance's clock, and
 the hooks that let a merge check, read and sign protected leaves.
 
-WORKAROUND (public API): ``seal`` and ``LeafHooks`` are not exported from
-``tor_async_couchdb`` yet, and the store does not seal mergeable models before it writes them
-(its ``save`` of one raises ``UnsealedChangeError``). This module is the sample's only import
-of a private module; once the names are public (or the store seals with a clock it is given),
-it shrinks to the hooks.
+(The store also seals every write of a mergeable model with the client's clock; sealing here
+first, with the instance's own clock, makes the stamps name the instance, and the store then
+finds nothing left to seal.)
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import tor_async_couchdb as tac
-from tor_async_couchdb._merge import LeafHooks, seal
+from tor_async_couchdb import LeafHooks, seal
 
 from .models import Fruit
 
