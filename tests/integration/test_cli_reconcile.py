@@ -56,12 +56,19 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-async def _conflict(db: tac.Database, doc_id: str, *eaten: int, bad: bool = False) -> None:
+def _as_is(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc
+
+
+async def _conflict(
+    db: tac.Database, doc_id: str, *eaten: int, bad: bool = False, sign: Any = _as_is
+) -> None:
     """Leaves of ``doc_id`` as replication leaves them: one child of a common base per count
-    (the last one hand-edited into an unreadable counter if ``bad``)."""
+    (the last one hand-edited into an unreadable counter if ``bad``; hand-edited after
+    ``sign``, which each document goes through, so that its signature fails)."""
     base = Fruit(id=doc_id)
     seal(base, tac.HybridClock("setup"))
-    await db.bulk_docs([{**base.to_doc(), "_rev": "1-a"}], new_edits=False)
+    await db.bulk_docs([sign({**base.to_doc(), "_rev": "1-a"})], new_edits=False)
     for number, count in enumerate(eaten):
         fruit = Fruit.from_doc({**base.to_doc(), "_rev": "1-a"})
         fruit.eaten.add(count)
@@ -72,13 +79,14 @@ async def _conflict(db: tac.Database, doc_id: str, *eaten: int, bad: bool = Fals
             "_rev": f"2-{number}b",
             "_revisions": {"start": 2, "ids": [f"{number}b", "a"]},
         }
+        leaf = sign(leaf)
         if bad and number == len(eaten) - 1:
             leaf["eaten"] = {"p": {"w0": -1}, "n": {}}
         await db.bulk_docs([leaf], new_edits=False)
 
 
 async def _started(
-    server: CouchServer, cwd: Path, db: str, *extra: str
+    server: CouchServer, cwd: Path, db: str, *extra: str, env: dict[str, str] | None = None
 ) -> asyncio.subprocess.Process:
     process = await asyncio.create_subprocess_exec(
         str(SCRIPT),
@@ -95,7 +103,7 @@ async def _started(
         "info",
         *extra,
         cwd=cwd,
-        env=cli_env(server),
+        env=cli_env(server, **(env or {})),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -190,3 +198,34 @@ async def test_reconcile_fails_plainly_for_a_missing_database_or_models(
     usage = run_cli("reconcile", "x", server=couch_server, cwd=workdir)
     assert usage.code == 2
     assert "--models" in usage.err
+
+
+KEYRING = {"active": "k1", "keys": {"k1": "a2V5LW9uZS1rZXktb25lLWtleS1vbmUta2V5LW9uZSE"}}
+
+
+@pytest.mark.parametrize("source", ["file", "env"])
+async def test_reconcile_verifies_and_signs_with_a_keyring(
+    couch_server: CouchServer, workdir: Path, db: tac.Database, source: str
+) -> None:
+    text = json.dumps(KEYRING)
+    (workdir / "ring.json").write_text(text, encoding="utf-8")
+    protection = tac.Protection.from_keyring(tac.KeyRing.from_json(text))
+    sign = protection.signature.sign
+    await _conflict(db, "f1", 2, 3, sign=sign)
+    await _conflict(db, "f2", 1, 5, bad=True, sign=sign)  # edited after signing: tampered
+    given = ("--keyring", "ring.json") if source == "file" else ()
+    env = {"TOR_ASYNC_COUCHDB_KEYRING": text} if source == "env" else {}
+    process = await _started(couch_server, workdir, db.name, *given, env=env)
+    try:
+        await eventually(lambda: _resolved(db, "f1"), seconds=60)
+    finally:
+        code, metrics, err = await _stop(process, signal.SIGTERM)
+    assert code == 0, err
+    assert (metrics["resolved"], metrics["quarantined"], metrics["failed"]) == (1, 1, 0)
+    assert not await _resolved(db, "f2")  # left as it is
+    assert "secret" not in err
+    leaves = [item["ok"] for item in await db.get_open_revs("f1")]
+    assert sorted(bool(leaf.get("_deleted")) for leaf in leaves) == [False, True]
+    for leaf in leaves:  # the merged child and the tombstone, both signed
+        protection.signature.verify(leaf)
+    assert Fruit.from_doc(protection.signature.verify(await db.get_doc("f1"))).eaten.value == 5

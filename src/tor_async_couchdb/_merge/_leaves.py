@@ -60,9 +60,12 @@ _DEFAULT_MERGE: Final = vars(Mergeable)["merge"].__func__
 class LeafHooks:
     """What data protection plugs into a merge (each optional; see the module docstring).
 
-    ``verify(stored)`` raises for a tampered leaf; ``decode(stored)`` returns the plain
-    document; ``sign(merged, winner)`` returns the merged body signed, using the key of the
-    winning leaf where it can (so every data center signs the same merge the same way).
+    ``verify(stored)`` raises for a tampered leaf (live leaves and users' deletes);
+    ``decode(stored)`` returns the plain document; ``sign(doc, leaf)`` returns ``doc`` signed,
+    for every document a resolution writes: the merged body (``leaf`` the winner), each
+    resolver tombstone and each closure (``leaf`` the one it deletes or closes). A signature
+    must be deterministic (the same document signs the same way in every data center, so that
+    two resolvers of one conflict still write the same revisions).
     """
 
     verify: Callable[[Mapping[str, Any]], None] | None = None
@@ -139,7 +142,12 @@ def resolve_leaves(
     doc_id = str(unique[0]["_id"])
     live = [leaf for leaf in unique if not leaf.get("_deleted")]
     deletes = [leaf for leaf in unique if leaf.get("_deleted") and not is_resolver_tombstone(leaf)]
+    if hooks.verify is not None:
+        for leaf in deletes:  # (a forged delete would otherwise tombstone every leaf)
+            _verify(leaf, hooks.verify)
     closures = tuple(closure(leaf) for leaf in deletes) if len(unique) > 1 else ()
+    if hooks.sign is not None:
+        closures = _signed(closures, deletes, hooks.sign)
     if not live:
         # Every leaf deleted: still close the users' deletes (left by a resolution cut
         # short), so that a later re-creation is not taken for a concurrent update.
@@ -148,7 +156,8 @@ def resolve_leaves(
     model = _one_model(read, doc_id)
     winner = next(leaf for leaf in read if leaf.rev == winning_rev([leaf.rev for leaf in read]))
     if model.delete_policy == "delete_wins" and deletes:
-        return Resolution(doc_id, winner.rev, None, None, _tombstones(doc_id, live), closures)
+        tombstones = _tombstones(doc_id, live, hooks)
+        return Resolution(doc_id, winner.rev, None, None, tombstones, closures)
     others = [leaf for leaf in live if leaf["_rev"] != winner.rev]
     # One live leaf is its own merge (only a concurrent delete was left to close).
     body = _content(winner.stored) if len(read) == 1 else _merged_body(model, read, winner, hooks)
@@ -158,7 +167,8 @@ def resolve_leaves(
         winner.stored
     )
     merged = None if unchanged else resolved
-    return Resolution(doc_id, winner.rev, resolved, merged, _tombstones(doc_id, others), closures)
+    tombstones = _tombstones(doc_id, others, hooks)
+    return Resolution(doc_id, winner.rev, resolved, merged, tombstones, closures)
 
 
 def _unique_leaves(leaves: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -179,11 +189,22 @@ def _content(doc: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in doc.items() if key not in _READ_ONLY}
 
 
-def _tombstones(doc_id: str, leaves: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], ...]:
-    return tuple(
+def _tombstones(
+    doc_id: str, leaves: Sequence[Mapping[str, Any]], hooks: LeafHooks
+) -> tuple[dict[str, Any], ...]:
+    tombstones = tuple(
         canonical_doc({"_id": doc_id, "_rev": leaf["_rev"], "_deleted": True, MERGED_KEY: True})
         for leaf in leaves
     )
+    return tombstones if hooks.sign is None else _signed(tombstones, leaves, hooks.sign)
+
+
+def _signed(
+    docs: Sequence[dict[str, Any]],
+    leaves: Sequence[Mapping[str, Any]],
+    sign: Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]],
+) -> tuple[dict[str, Any], ...]:
+    return tuple(canonical_doc(sign(doc, leaf)) for doc, leaf in zip(docs, leaves, strict=True))
 
 
 def closure(deleted: Mapping[str, Any]) -> dict[str, Any]:
@@ -227,10 +248,7 @@ def _read_leaf(
     models: ModelSet | type[Model], stored: Mapping[str, Any], hooks: LeafHooks
 ) -> _Leaf:
     if hooks.verify is not None:
-        try:
-            hooks.verify(stored)
-        except Exception as error:  # the signer's own error types are not ours to list
-            raise _bad("tampered", stored, f"its signature check failed: {error}") from error
+        _verify(stored, hooks.verify)
     plain = hooks.decode(stored) if hooks.decode is not None else stored
     model_class = _model_of(models, plain)
     if not issubclass(model_class, Mergeable):
@@ -243,6 +261,13 @@ def _read_leaf(
     except ModelValidationError as error:
         raise _bad(_validation_kind(model_class, error), stored, str(error)) from error
     return _Leaf(str(stored["_rev"]), stored, _working_form(model, stored, plain), model)
+
+
+def _verify(stored: Mapping[str, Any], verify: Callable[[Mapping[str, Any]], None]) -> None:
+    try:
+        verify(stored)
+    except Exception as error:  # the signer's own error types are not ours to list
+        raise _bad("tampered", stored, f"its signature check failed: {error}") from error
 
 
 def _model_of(models: ModelSet | type[Model], doc: Mapping[str, Any]) -> type[Model]:

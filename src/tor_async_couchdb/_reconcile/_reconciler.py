@@ -27,18 +27,20 @@ import contextlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from .._exceptions import ClientClosedError, CouchError, InvalidInputError
 from .._merge import BadLeafError, LeafHooks
 from ._checkpoint import Checkpoint, MemoryCheckpoint
+from ._protected import protection_hooks
 from ._resolve import Resolved, resolve_many
 
 if TYPE_CHECKING:
     from .._couch import Database
     from .._models import Model, ModelSet
+    from .._store import Codec
 
 __all__ = ["Backoff", "Reconciler", "ReconcilerMetrics"]
 
@@ -99,8 +101,11 @@ class Reconciler:
 
     ``checkpoint`` defaults to one in memory (pass a
     :class:`~._checkpoint.LocalDocCheckpoint` to resume after a restart); it is saved every
-    ``checkpoint_every`` changes and when the reconciler stops. ``hooks`` carry the data
-    protection of leaves (signature check, decryption, signing of merges). Changes are taken
+    ``checkpoint_every`` changes and when the reconciler stops. ``codecs`` are the store's
+    codecs of a protected database (a :class:`~.._protect.Protection`): every leaf is then
+    verified and decoded by them (a leaf that fails is quarantined) and every write signed,
+    tombstones included (see :mod:`._protected`); ``hooks`` plug in other data protection
+    instead (signature check, decryption, signing of what is written). Changes are taken
     in batches: a change and those arriving within ``settle`` seconds of it (up to
     ``batch_size``); the leaves of a batch's conflicted documents are read in one ``_bulk_get``
     (``concurrency`` bounds those read one by one instead) and the resolutions written in a few
@@ -117,6 +122,7 @@ class Reconciler:
         models: ModelSet | type[Model],
         *,
         checkpoint: Checkpoint | None = None,
+        codecs: Iterable[Codec] = (),
         hooks: LeafHooks | None = None,
         backoff: Backoff = Backoff(),
         checkpoint_every: int = 100,
@@ -126,9 +132,15 @@ class Reconciler:
         concurrency: int = 4,
         defer: float = 0.0,
     ) -> None:
-        """Raises :class:`InvalidInputError` for a count below 1 or a negative ``settle``."""
+        """Raises :class:`InvalidInputError` for a count below 1, a negative ``settle``, an
+        object in ``codecs`` that is no codec, or both ``codecs`` and ``hooks``."""
         if min(checkpoint_every, batch_size, concurrency) < 1 or min(settle, defer) < 0:
             raise InvalidInputError("counts must be at least 1, settle and defer not negative")
+        codecs = tuple(codecs)
+        if codecs and hooks is not None:
+            raise InvalidInputError("pass codecs or hooks, not both")
+        if codecs:
+            hooks = protection_hooks(codecs, models)
         self._db = db
         self._models = models
         self._checkpoint: Checkpoint = checkpoint or MemoryCheckpoint()

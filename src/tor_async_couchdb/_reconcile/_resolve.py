@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import Conflict
 from .._merge import LeafHooks, Resolution, is_resolver_tombstone, resolve_leaves
+from .._store._quorum import YIELD_WINDOW
+from .._store._quorum import leaves as copy_leaves
 
 if TYPE_CHECKING:
     from .._couch import Database
@@ -250,6 +253,10 @@ async def _write_round(
         parent = _parent(doc) if replicated else str(doc["_rev"])
         if result.ok and (result.rev is not None or replicated):
             rev = str(result.rev or doc["_rev"])  # (a replicated write keeps its own rev)
+            if first and result.accepted and not await _held(db, str(doc["_id"]), rev):
+                progress.raced += 1
+                progress.halted = True  # the merge may be lost: deleting leaves could lose them
+                continue
             progress.written.append(rev)
             progress.remaining.discard(parent)
             progress.remaining.add(rev)
@@ -261,6 +268,35 @@ async def _write_round(
                 progress.halted = True  # the merge did not land: deleting leaves could lose them
         elif result.error is not None:
             raise result.error
+
+
+async def _held(db: Database, doc_id: str, rev: str, *, window: float = YIELD_WINDOW) -> bool:
+    """Whether a merged child a cluster only accepted (202: fewer copies than its quorum took
+    it) is held by its copies: read from all of them (``r=n``, as the store confirms its
+    writes), it is a leaf or an ancestor of one within ``window`` seconds.
+
+    Why only the child: the tombstones that follow delete the merged leaves, and if the
+    child were then lost with the copy that took it, their changes would be merged nowhere.
+    Siblings of the child are no reason to give way (unlike the store's writes): they are the
+    leaves being merged, or another resolver's merge, merged again at the next change."""
+    copies = await _copies(db)
+    deadline = time.monotonic() + window
+    pause = 0.01
+    while True:
+        found = await copy_leaves(db, doc_id, copies)
+        if any(leaf.rev == rev or rev in leaf.ancestors for leaf in found):
+            return True
+        if time.monotonic() >= deadline:
+            logger.warning("the merge of %s at %s did not hold on the cluster", doc_id, rev)
+            return False
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+async def _copies(db: Database) -> int:
+    cluster = (await db.info()).get("cluster")
+    n = cluster.get("n") if isinstance(cluster, Mapping) else None
+    return n if isinstance(n, int) and n > 0 else 1
 
 
 def _parent(closure: Mapping[str, Any]) -> str:

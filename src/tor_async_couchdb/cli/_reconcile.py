@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +19,7 @@ from rich.table import Table
 import tor_async_couchdb as tac
 
 from .. import ops
+from .._protect import DEFAULT_ENV_VAR
 from ._common import (
     Connection,
     connection_options,
@@ -85,6 +88,16 @@ _LOG_EVERY = 10.0
     show_default=True,
     help="Seconds between updates of the metrics display (and of the lag behind the feed).",
 )
+@click.option(
+    "--keyring",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="The service's key ring (JSON), for a signed database: every leaf is verified "
+    "(a leaf that fails is quarantined) and every write signed, tombstones included. "
+    f"Default: the environment variable {DEFAULT_ENV_VAR} if set, else none (an "
+    "unprotected database). Its secrets are never printed.",
+)
 @connection_options()
 @json_option
 @log_level_option
@@ -94,7 +107,8 @@ def reconcile(database: str, connection: Connection, as_json: bool, **options: A
     final metrics printed; a second signal stops at once). Run one in every data center.
 
     Bad documents (invalid, tampered, of a newer version, without merge policies) are
-    logged, counted and left unresolved; database errors are retried with backoff."""
+    logged, counted and left unresolved; database errors are retried with backoff. With a
+    key ring (--keyring or the environment), leaves are verified and every write signed."""
     run(_reconcile(database, connection, options, as_json))
 
 
@@ -106,6 +120,8 @@ async def _reconcile(
 ) -> int:
     modules = options["model_modules"]
     models = tac.ModelSet(*[m for name in modules for m in ops.models_from_module(name)])
+    keyring = _keyring(options["keyring"])  # every input checked before any request
+    codecs = tac.Protection.from_keyring(keyring) if keyring is not None else ()
     async with connection.client() as couch:
         db = couch.database(database)
         checkpoint = tac.LocalDocCheckpoint(db, options["checkpoint"])
@@ -113,6 +129,7 @@ async def _reconcile(
             db,
             models,
             checkpoint=checkpoint,
+            codecs=codecs,
             settle=options["settle"],
             batch_size=options["batch_size"],
             defer=options["defer"],
@@ -126,6 +143,15 @@ async def _reconcile(
     else:
         out_console().print(_table(final, "stopped"))
     return 0
+
+
+def _keyring(path: Path | None) -> tac.KeyRing | None:
+    # (Unlike ``rotate``, a missing key ring is no error: most databases are not signed.)
+    if path is not None:
+        return tac.KeyRing.from_file(path)
+    if os.environ.get(DEFAULT_ENV_VAR):
+        return tac.KeyRing.from_env()
+    return None
 
 
 async def _started(
