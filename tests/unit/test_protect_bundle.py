@@ -60,3 +60,18 @@ async def test_an_ed25519_signer_replaces_the_hmac_one() -> None:
     stored = await encode(protection, Member(id="m1", name="n", email="a@b.c"))
     assert stored[SIGNATURE_FIELD]["alg"] == "EdDSA"
     assert decode(protection, Member, stored).email == "a@b.c"
+
+
+async def test_a_protected_read_leaves_the_stored_document_as_it_is() -> None:
+    # The mapper hands the stored document to the signature codec without a copy of its own
+    # (the codec decodes to a copy): the field codecs must not write into the stored one.
+    import copy
+
+    from tor_async_couchdb._store._mapper import Mapper
+
+    mapper = Mapper(Protection.from_keyring(ring("k1")))
+    stored, _ = await mapper.document(Member(id="m1", name="n", email="a@b.c"))
+    before = copy.deepcopy(stored)
+    member = mapper.model(Member, stored)
+    assert member.email == "a@b.c"
+    assert stored == before

@@ -355,3 +355,13 @@ def test_ed25519_keys_derive_from_the_key_ring_and_readers_get_public_keys_only(
 def test_bad_public_key_lists_are_refused(text: str) -> None:
     with pytest.raises(KeyRingError):
         Ed25519Signer.from_public_json(text)
+
+
+def test_signature_decode_leaves_the_stored_document_as_it_is() -> None:
+    codec = signer()
+    stored = codec.encode(fruit(), DocumentContext("f1", "fruit"))
+    before = copy.deepcopy(stored)
+    decoded = verify(codec, stored)
+    assert decoded is not stored
+    assert stored == before
+    assert type(codec).decodes_to_copy

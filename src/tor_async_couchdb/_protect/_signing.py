@@ -39,7 +39,7 @@ import hashlib
 import hmac
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from rfc8785 import CanonicalizationError, IntegerDomainError
 
@@ -108,6 +108,9 @@ class SignatureCodec:
     """
 
     __slots__ = ("accept_unsigned", "field", "signer")
+    # :meth:`decode` returns a new dict and leaves the one it is given as it is: the mapper
+    # hands it the stored document without a defensive copy of its own.
+    decodes_to_copy: ClassVar[bool] = True
 
     def __init__(
         self, signer: Signer, *, field: str = SIGNATURE_FIELD, accept_unsigned: bool = False

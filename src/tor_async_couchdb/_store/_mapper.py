@@ -132,7 +132,15 @@ class Mapper:
     order they apply on a write); ``merging`` seals mergeable models before they are written
     (:mod:`._merging`). Immutable; one per database handle."""
 
-    __slots__ = ("_codecs", "_document_codecs", "_field_codecs", "_merging", "_plans")
+    __slots__ = (
+        "_codecs",
+        "_decode_copies",
+        "_document_codecs",
+        "_field_codecs",
+        "_merging",
+        "_plans",
+        "_type_names",
+    )
 
     def __init__(self, codecs: Iterable[Codec] = (), *, merging: Merging | None = None) -> None:
         self._merging = merging if merging is not None else Merging()
@@ -152,6 +160,12 @@ class Mapper:
         self._field_codecs = tuple(fields)
         self._document_codecs = tuple(documents)
         self._plans: dict[type[Model], _FieldPlan] = {}
+        self._type_names: dict[type[Model], str] = {}
+        # Whether the last document codec to decode (the first on a write) hands back a new
+        # dict and leaves the one it is given alone (``decodes_to_copy``, as the signature
+        # codec does): then the stored document need not be copied first, the codecs' copy is
+        # the mapper's own.
+        self._decode_copies = bool(documents) and getattr(documents[-1], "decodes_to_copy", False)
 
     def __repr__(self) -> str:
         return f"Mapper(codecs={list(self._codecs)!r})"
@@ -201,9 +215,10 @@ class Mapper:
 
     def _decoded(self, model: type[Model], doc: Mapping[str, Any]) -> dict[str, Any]:
         plan = self._plan(model)  # (first: the model's markers are checked before any decode)
-        decoded = dict(doc)
+        type_name = self._type_names.get(model) or self._type_name(model)
+        # A codec that decodes to a copy of its own is given the stored document itself.
+        decoded = cast("dict[str, Any]", doc) if self._decode_copies else dict(doc)
         doc_id = str(decoded.get("_id", ""))
-        type_name = model.couch_info().type_name
         context = DocumentContext(doc_id, type_name)
         for codec in reversed(self._document_codecs):
             decoded = codec.decode(decoded, context)
@@ -253,7 +268,7 @@ class Mapper:
     async def _encoded(self, doc: dict[str, Any], checked: Model) -> tuple[dict[str, Any], Model]:
         model = type(checked)
         doc_id = str(doc["_id"])
-        type_name = model.couch_info().type_name
+        type_name = self._type_names.get(model) or self._type_name(model)
         changed: dict[str, Any] = {}
         for codec, field, marker in self._plan(model):
             if field not in doc:
@@ -309,6 +324,10 @@ class Mapper:
     def encodes_index(self, model: type[Model], field: str) -> bool:
         """Whether a field codec may index ``field`` under keys of its own."""
         return any(name == field for _, name, _ in self._plan(model))
+
+    def _type_name(self, model: type[Model]) -> str:
+        type_name = self._type_names[model] = model.couch_info().type_name
+        return type_name
 
     def _plan(self, model: type[Model]) -> _FieldPlan:
         plan = self._plans.get(model)
