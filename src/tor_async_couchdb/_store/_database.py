@@ -393,7 +393,7 @@ class Database(RawDatabase):
         """
         if chunk_size < 1:
             raise InvalidInputError("chunk_size must be at least 1")
-        models = [self._mapper.merging.sealed(model) for model in models]
+        models = self._mapper.merging.all_sealed(models)
         if models and self.name not in self._copies:
             checked_docs(models)  # bad input fails before the first request
         copies = await self.copies() if models else 1
@@ -630,12 +630,11 @@ class Database(RawDatabase):
                 )
                 listed = built if built is not None else (self._listed(model, d) for d in docs)
                 for found in listed:
-                    if found is None:
-                        continue  # quarantined: not counted against the limit
-                    yield found
-                    count += 1
-                    if limit is not None and count >= limit:
-                        return
+                    if found is not None:  # (None: quarantined, not counted against the limit)
+                        yield found
+                        count += 1
+                        if count == limit:
+                            return
 
     # -- design documents --------------------------------------------------------------------
 

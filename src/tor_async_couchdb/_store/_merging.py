@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -80,6 +80,14 @@ class Merging:
         copy = model.model_copy(deep=True)
         seal(copy, self.clock)
         return copy
+
+    def all_sealed(self, models: Sequence[M]) -> list[M]:
+        """:meth:`sealed` of each of ``models``; with no mergeable model among them (their
+        classes checked once each), the models themselves, without a call per model."""
+        found = list(models)
+        if not any(issubclass(cls, Mergeable) for cls in set(map(type, found))):
+            return found
+        return [self.sealed(model) for model in found]
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,6 +229,9 @@ def page_docs(
     tombstoned ones (unless ``include_tombstoned``), rows keyed ``skip_key`` (an exclusive
     start) and rows whose document was deleted while the view was read (the index still had
     its row: no ``doc``, or null on CouchDB)."""
+    if skip_key is UNBOUNDED and not include_tombstoned:  # the common case, in one pass
+        found = [row.get("doc") for row in page if row.get("value") is not True]
+        return [doc for doc in found if doc is not None]
     docs = []
     for row in page:
         if row.get("value") is True and not include_tombstoned:
