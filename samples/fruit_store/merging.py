@@ -29,9 +29,9 @@ def sealed(model: M, clock: tac.HybridClock) -> M:
 
 def leaf_hooks(db: tac.Database, signature: tac.SignatureCodec) -> LeafHooks:
     """Hooks for merging protected fruits: each leaf's signature is checked (a tampered one is
-    quarantined, never merged), leaves are read through ``db``'s codecs, and the merge is
-    signed. The signing must be the same in every data center (HMAC under the shared ring), so
-    that they all write the same merged revision."""
+    quarantined, never merged), leaves are read through ``db``'s codecs, and what a resolution
+    writes (the merge, its tombstones) is signed. The signing must be the same in every data
+    center (HMAC under the shared ring), so that they all write the same merged revision."""
 
     def verify(stored: Mapping[str, Any]) -> None:
         signature.verify(stored)
@@ -40,10 +40,9 @@ def leaf_hooks(db: tac.Database, signature: tac.SignatureCodec) -> LeafHooks:
         plain = tac.Model.to_doc(db.mapper.model(Fruit, stored))  # decrypted, hashes kept
         return {**plain, "_rev": stored["_rev"]}
 
-    def sign(merged: dict[str, Any], winner: Mapping[str, Any]) -> dict[str, Any]:
-        # The signature covers the _id, which the merged body leaves to its caller.
-        signed = signature.sign({"_id": winner["_id"], **merged})
-        del signed["_id"]
-        return signed
+    def sign(doc: dict[str, Any], leaf: Mapping[str, Any]) -> dict[str, Any]:
+        # Everything a resolution writes is signed: the merged body (which has no _id yet: the
+        # signature covers it), and each tombstone and closure (``leaf``: the one it ends).
+        return signature.sign({**doc, "_id": leaf["_id"]})
 
     return LeafHooks(verify=verify, decode=decode, sign=sign)
