@@ -23,7 +23,7 @@ from ._queries import closing, view_of
 from ._results import SaveResult
 from ._retry import retry_conflicts
 
-__all__ = ["Checkpoint", "MigrationProgress", "Progress", "migrate"]
+__all__ = ["Checkpoint", "MigrationProgress", "Progress", "migrate", "pages_after"]
 
 M = TypeVar("M", bound=Model)
 
@@ -91,7 +91,7 @@ async def migrate(
     state = MigrationProgress(
         checkpoint.seen, checkpoint.upgraded, checkpoint.newer, checkpoint.last_key
     )
-    pages = _pages(db, model, state.last_key, page_size)
+    pages = pages_after(db, model, state.last_key, page_size)
     async with closing(pages):
         async for page in pages:
             state = await _migrate_page(db, writes, mapper, model, page=page, state=state)
@@ -113,9 +113,11 @@ async def migrate(
     return state
 
 
-async def _pages(
+async def pages_after(
     db: RawDatabase, model: type[Model], after: str | None, page_size: int
 ) -> AsyncIterator[list[dict[str, Any]]]:
+    """The documents of ``model``'s ``_all`` view after id ``after``, ``page_size`` at a time
+    (the pages a migration and a key rotation work through, resuming from a checkpoint)."""
     params: dict[str, Any] = {} if after is None else {"startkey": after}
     rows = db.view(*view_of(model), include_docs=True, page_size=page_size, **params)
     page: list[dict[str, Any]] = []

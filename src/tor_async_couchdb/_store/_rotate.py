@@ -19,7 +19,7 @@ then stale again. A finished run deletes its checkpoint.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +28,9 @@ from .._exceptions import Conflict, MalformedEnvelope, MissingKeyError, NotFound
 from .._models import Model, parse_type
 from .._protect import Encrypted, EncryptedCodec, Rotator, SignatureCodec
 from ._mapper import Mapper
-from ._migrate import Checkpoint
+from ._migrate import Checkpoint, pages_after
 from ._quarantine import QUARANTINED
-from ._queries import closing, view_of
+from ._queries import closing
 from ._retry import retry_conflicts
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ async def rotate(
     state = RotationProgress(
         key_id, checkpoint.seen, checkpoint.upgraded, checkpoint.newer, checkpoint.last_key
     )
-    pages = _pages(db, model, state.last_key, page_size)
+    pages = pages_after(db, model, state.last_key, page_size)
     async with closing(pages):
         async for page in pages:
             state = await _rotate_page(job, model, page, state, quarantine)
@@ -144,23 +144,6 @@ async def rotate(
     )
     await _report(progress, final)
     return final
-
-
-async def _pages(
-    db: Database, model: type[Model], after: str | None, page_size: int
-) -> AsyncIterator[list[dict[str, Any]]]:
-    params: dict[str, Any] = {} if after is None else {"startkey": after}
-    rows = db.view(*view_of(model), include_docs=True, page_size=page_size, **params)
-    page: list[dict[str, Any]] = []
-    async with closing(rows):
-        async for row in rows:
-            if row["id"] != after and row.get("doc") is not None:  # (None: deleted meanwhile)
-                page.append(row["doc"])
-            if len(page) >= page_size:
-                yield page
-                page = []
-    if page:
-        yield page
 
 
 async def _rotate_page(
